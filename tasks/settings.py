@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENVIRONMENT_ORDER = ("prod", "staging", "dev")  # the order in which queues are polled
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the variables to fix."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    supabase_url: str
+    service_key: SecretStr
+
+
+class Settings(BaseSettings):
+    """Everything read from the environment (and `.env`), under the operators' variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    prod_supabase_url: str | None = None
+    prod_supabase_service_key: SecretStr | None = None
+    staging_supabase_url: str | None = None
+    staging_supabase_service_key: SecretStr | None = None
+    dev_supabase_url: str | None = None
+    dev_supabase_service_key: SecretStr | None = None
+    # "seed": 1 waiting, 2 processing, 3 complete, 4 OCR complete, 5 error.
+    # "notaflow": the NotaFlow database's canonical ids (4 error, 5 done, 6 OCR processing).
+    status_mapping: Literal["seed", "notaflow"] = "seed"
+    queue_lease_seconds: int = Field(300, gt=0)
+    supabase_timeout_seconds: float = Field(30.0, gt=0)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str | None = None  # the Gemini stand-in; None means Google's endpoint
+    gemini_max_rpm: int = Field(1600, gt=0)
+    gemini_max_tpm: int = Field(6_400_000, gt=0)
+
+    registry_base_url: str = "https://www.registrefoncier.gouv.qc.ca"
+    browser_headless: bool = True
+
+    worker_count: int = Field(1, ge=0)
+    ocr_worker_pool_size: int = Field(4, ge=0)
+    ocr_min_index_workers: int = Field(1, ge=0)
+    ocr_min_acte_workers: int = Field(1, ge=0)
+    ocr_rebalance_interval_ms: int = Field(30_000, gt=0)
+    server_max_cpu: float = Field(8, gt=0)
+    server_max_ram: float = Field(16, gt=0)  # GB
+    server_reserve_cpu_percent: float = Field(20, ge=0, le=100)
+    server_reserve_ram_percent: float = Field(20, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _url_and_key_together(self) -> Settings:
+        for env in ENVIRONMENT_ORDER:
+            url = getattr(self, f"{env}_supabase_url")
+            key = getattr(self, f"{env}_supabase_service_key")
+            if bool(url) != bool(key and key.get_secret_value()):
+                have, missing = ("URL", "SERVICE_KEY") if url else ("SERVICE_KEY", "URL")
+                raise ValueError(
+                    f"{env.upper()}_SUPABASE_{have} is set but {env.upper()}_SUPABASE_{missing}"
+                    " is not: set both to enable the environment, or neither"
+                )
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{env.upper()}_SUPABASE_URL must start with http:// or https://")
+        return self
+
+    def environments(self) -> list[Environment]:
+        """The enabled environments, in polling order (prod, staging, dev)."""
+        enabled = []
+        for env in ENVIRONMENT_ORDER:
+            url = getattr(self, f"{env}_supabase_url")
+            key = getattr(self, f"{env}_supabase_service_key")
+            if url and key:
+                enabled.append(Environment(env, url.rstrip("/"), key))
+        return enabled
+
+    def environment(self, name: str) -> Environment:
+        for env in self.environments():
+            if env.name == name:
+                return env
+        raise ConfigError(
+            f"environment {name!r} is not enabled: set {name.upper()}_SUPABASE_URL and"
+            f" {name.upper()}_SUPABASE_SERVICE_KEY"
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning pydantic's report into one naming the environment variables."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            variable = "_".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}" if variable else message)
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
