@@ -2,12 +2,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import redis
+
+from tasks.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = sorted((ROOT / "supabase" / "migrations").glob("*.sql"))
@@ -63,3 +68,54 @@ def redis_prefix() -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@dataclass(frozen=True)
+class SupabaseProject:
+    """One environment's Supabase: the stand-in's URL and key over its own PostgreSQL database."""
+
+    url: str
+    service_key: str
+    dsn: str
+
+    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+
+@contextmanager
+def supabase_project(storage_dir: Path) -> Iterator[SupabaseProject]:
+    from sandbox.supabase import serve
+
+    dsn = create_database()
+    key = f"test-service-key-{uuid.uuid4().hex}"
+    try:
+        with serve(dsn, key, storage_dir) as url:
+            yield SupabaseProject(url, key, dsn)
+    finally:
+        drop_database(dsn)
+
+
+@pytest.fixture
+def supabase_projects(tmp_path: Path) -> Iterator[dict[str, SupabaseProject]]:
+    """Two environments (prod and dev), each a Supabase stand-in over its own database."""
+    with (
+        supabase_project(tmp_path / "prod") as prod,
+        supabase_project(tmp_path / "dev") as dev,
+    ):
+        yield {"prod": prod, "dev": dev}
+
+
+@pytest.fixture
+def make_settings() -> Callable[..., Settings]:
+    """Settings for the given projects, ignoring the operator's environment and .env."""
+
+    def make(projects: dict[str, SupabaseProject], **overrides: Any) -> Settings:
+        values: dict[str, Any] = {"_env_file": None, **overrides}
+        for env, project in projects.items():
+            values[f"{env}_supabase_url"] = project.url
+            values[f"{env}_supabase_service_key"] = project.service_key
+        return load_settings(**values)
+
+    return make

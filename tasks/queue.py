@@ -1,0 +1,333 @@
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import httpx
+from postgrest.exceptions import APIError
+from supabase import Client, ClientOptions, create_client
+
+from tasks.settings import Environment, Settings
+from tasks.statuses import NAMES, StatusMap, status_map
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SOURCES = ("index", "acte", "plan_cadastraux")
+OCR_SOURCES = ("index", "acte")
+ACTE_TYPES = ("Acte", "Acte divers", "Avis d'adresse", "Radiation")
+DEFAULT_CIRCONSCRIPTION = "Montréal"  # what the seed system assumed when the column is empty
+NETWORK_RETRIES = 4
+NETWORK_BACKOFF = 0.5  # seconds, doubled per retry
+
+
+class Stage(StrEnum):
+    REGISTRE = "registre"
+    OCR = "ocr"
+
+
+class QueueError(Exception):
+    """A queue operation failed."""
+
+
+class LeaseLost(QueueError):
+    """The row is no longer held by this owner: its lease expired and it was taken back."""
+
+
+class InvalidJob(QueueError):
+    """The row cannot be processed as it stands; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed `extraction_queue` row, tagged with its environment and its lease."""
+
+    env: str
+    id: str
+    stage: Stage
+    owner: str
+    document_source: str
+    document_number: str
+    circonscription: str
+    cadastre: str | None
+    designation_secondaire: str | None
+    acte_type: str | None
+    supabase_path: str | None
+    created_at: str
+    row: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """A short name for logs and flow-run names: env, source, number, id prefix."""
+        return f"{self.env}-{self.document_source}-{self.document_number}-{self.id[:8]}"
+
+
+def _text(row: dict[str, Any], column: str) -> str | None:
+    value = row.get(column)
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def parse_job(env: str, row: dict[str, Any], stage: Stage, owner: str) -> Job:
+    """Check that a claimed row can be worked on; raise InvalidJob with a person-readable reason."""
+    source = _text(row, "document_source")
+    allowed = SOURCES if stage is Stage.REGISTRE else OCR_SOURCES
+    if source not in allowed:
+        raise InvalidJob(
+            f"document_source {source!r} is not one of {', '.join(allowed)}"
+            + (" (plans cadastraux are not OCR'd)" if source == "plan_cadastraux" else "")
+        )
+    number = _text(row, "document_number_normalized") or _text(row, "document_number")
+    if not number:
+        raise InvalidJob("document_number is empty: there is nothing to search the registry for")
+    number = "".join(number.split())
+    cadastre = _text(row, "cadastre")
+    acte_type = _text(row, "acte_type")
+    if source == "acte":
+        if not acte_type:
+            raise InvalidJob(f"acte_type is required for an acte (one of {', '.join(ACTE_TYPES)})")
+        if acte_type not in ACTE_TYPES:
+            raise InvalidJob(f"acte_type {acte_type!r} is not one of {', '.join(ACTE_TYPES)}")
+    elif not cadastre:
+        kind = "an index" if source == "index" else "a plan cadastral"
+        raise InvalidJob(f"cadastre is required for {kind} (e.g. 'Cadastre du Québec')")
+    supabase_path = _text(row, "supabase_path")
+    if stage is Stage.OCR and not supabase_path:
+        raise InvalidJob("supabase_path is empty: the PDF was never uploaded, nothing to read")
+    return Job(
+        env=env,
+        id=str(row["id"]),
+        stage=stage,
+        owner=owner,
+        document_source=source,
+        document_number=number,
+        circonscription=_text(row, "circonscription_fonciere") or DEFAULT_CIRCONSCRIPTION,
+        cadastre=cadastre,
+        designation_secondaire=_text(row, "designation_secondaire"),
+        acte_type=acte_type,
+        supabase_path=supabase_path,
+        created_at=str(row.get("created_at")),
+        row=row,
+    )
+
+
+def connect(env: Environment, timeout_seconds: float) -> Client:
+    """A supabase-py client with explicit timeouts; one per environment and process."""
+    http = httpx.Client(
+        timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
+        http2=True,
+        follow_redirects=True,
+    )
+    options = ClientOptions(httpx_client=http, auto_refresh_token=False, persist_session=False)
+    return create_client(env.supabase_url, env.service_key.get_secret_value(), options)
+
+
+def with_network_retries(call: Callable[[], T], what: str) -> T:
+    """Run a call again when the connection drops (HTTP/2 "Server disconnected", resets, timeouts).
+
+    Every queue call is safe to repeat: writes are conditional on the owner and status, and a
+    repeated claim returns the rows the owner already holds.
+    """
+    for attempt in range(NETWORK_RETRIES + 1):
+        try:
+            return call()
+        except httpx.TransportError as exc:
+            if attempt == NETWORK_RETRIES:
+                raise QueueError(f"{what}: Supabase unreachable ({type(exc).__name__})") from exc
+            delay = NETWORK_BACKOFF * 2**attempt
+            logger.warning("%s: %s, retrying in %.1fs", what, type(exc).__name__, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class Queue:
+    """`extraction_queue` in every enabled environment, polled in the order prod, staging, dev."""
+
+    def __init__(self, settings: Settings, clients: dict[str, Client] | None = None) -> None:
+        self.statuses: StatusMap = status_map(settings.status_mapping)
+        self.status_mapping = settings.status_mapping
+        self.lease_seconds = settings.queue_lease_seconds
+        self.clients = clients or {
+            env.name: connect(env, settings.supabase_timeout_seconds)
+            for env in settings.environments()
+        }
+
+    def client(self, env: str) -> Client:
+        try:
+            return self.clients[env]
+        except KeyError:
+            raise QueueError(f"environment {env!r} is not enabled") from None
+
+    def _rpc(self, env: str, function: str, params: dict[str, Any]) -> Any:
+        request = self.client(env).rpc(function, params)
+        return with_network_retries(lambda: request.execute().data, f"{env}: {function}")
+
+    def _statuses_for(self, stage: Stage) -> tuple[int, int, int]:
+        """(claimed from, in progress, retry to) for a stage."""
+        s = self.statuses
+        if stage is Stage.REGISTRE:
+            return s.waiting, s.processing, s.waiting
+        return s.ready_for_ocr, s.ocr_processing, s.ready_for_ocr
+
+    def claim(
+        self, stage: Stage, limit: int, owner: str, sources: tuple[str, ...] | None = None
+    ) -> list[Job]:
+        """Claim up to `limit` rows, FIFO within an environment, environments in polling order.
+
+        Rows that cannot be worked on are failed at once with their reason and not returned.
+        """
+        if sources is None and stage is Stage.OCR:
+            sources = OCR_SOURCES
+        from_status, to_status, _ = self._statuses_for(stage)
+        jobs: list[Job] = []
+        for env in self.clients:
+            if len(jobs) >= limit:
+                break
+            rows = self._rpc(
+                env,
+                "registre_claim_v1",
+                {
+                    "p_stage": stage.value,
+                    "p_owner": owner,
+                    "p_limit": limit - len(jobs),
+                    "p_lease_seconds": self.lease_seconds,
+                    "p_from_status": from_status,
+                    "p_to_status": to_status,
+                    "p_sources": list(sources) if sources else None,
+                },
+            )
+            for row in sorted(rows, key=lambda r: (r["created_at"], r["id"])):
+                try:
+                    jobs.append(parse_job(env, row, stage, owner))
+                except InvalidJob as exc:
+                    logger.warning("%s: row %s is invalid: %s", env, row["id"], exc)
+                    reason = f"invalid request: {exc}"
+                    self._fail(env, str(row["id"]), owner, stage, reason, True, 0)
+        return jobs
+
+    def renew(self, job: Job) -> None:
+        """Extend the job's lease; raise LeaseLost if it was taken back meanwhile."""
+        renewed = self._rpc(
+            job.env,
+            "registre_renew_lease_v1",
+            {"p_id": job.id, "p_owner": job.owner, "p_lease_seconds": self.lease_seconds},
+        )
+        if not renewed:
+            raise LeaseLost(f"{job.label}: lease lost, another worker may hold the row now")
+
+    def complete(self, job: Job, status: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """Write the stage's result and move the row to `status`, if this owner still holds it."""
+        _, processing, _ = self._statuses_for(job.stage)
+        values = {**fields, "status_id": status, "lease_expires_at": None, "updated_at": _now()}
+        request = (
+            self.client(job.env)
+            .table("extraction_queue")
+            .update(values)
+            .eq("id", job.id)
+            .eq("lease_owner", job.owner)
+            .eq("lease_stage", job.stage.value)
+            # a repeated call finds the row already moved and writes the same values again
+            .in_("status_id", sorted({processing, status}))
+        )
+        rows = with_network_retries(lambda: request.execute().data, f"{job.label}: complete")
+        if not rows:
+            raise LeaseLost(f"{job.label}: not completed, the lease was lost before the write")
+        return rows[0]
+
+    def fail(
+        self, job: Job, message: str, *, permanent: bool, retry_delay_seconds: int = 0
+    ) -> dict[str, Any] | None:
+        """Record a failure: back to waiting with one more attempt, or to error when permanent or
+        out of attempts. Returns the row, or None when the lease was already lost."""
+        return self._fail(
+            job.env, job.id, job.owner, job.stage, message, permanent, retry_delay_seconds
+        )
+
+    def _fail(
+        self,
+        env: str,
+        job_id: str,
+        owner: str,
+        stage: Stage,
+        message: str,
+        permanent: bool,
+        retry_delay_seconds: int,
+    ) -> dict[str, Any] | None:
+        _, processing, retry_status = self._statuses_for(stage)
+        rows = self._rpc(
+            env,
+            "registre_fail_v1",
+            {
+                "p_id": job_id,
+                "p_owner": owner,
+                "p_stage": stage.value,
+                "p_message": message[:4000],
+                "p_permanent": permanent,
+                "p_processing": processing,
+                "p_retry_status": retry_status,
+                "p_error_status": self.statuses.error,
+                "p_retry_delay_seconds": retry_delay_seconds,
+            },
+        )
+        if not rows:
+            logger.warning("%s: row %s: failure not recorded, lease already lost", env, job_id)
+            return None
+        return rows[0]
+
+    def recover_expired(self) -> dict[str, list[dict[str, Any]]]:
+        """Take back every row whose lease expired, in every environment."""
+        s = self.statuses
+        params = {
+            "p_registre_processing": s.processing,
+            "p_ocr_processing": s.ocr_processing,
+            "p_waiting": s.waiting,
+            "p_ready_for_ocr": s.ready_for_ocr,
+            "p_error_status": s.error,
+        }
+        recovered = {}
+        for env in self.clients:
+            rows = self._rpc(env, "registre_recover_expired_v1", params)
+            for row in rows:
+                logger.warning("%s: row %s taken back after its lease expired", env, row["id"])
+            recovered[env] = rows
+        return recovered
+
+    def counts(self) -> dict[str, dict[tuple[int, str | None], int]]:
+        """Rows per (status_id, document_source) in every environment."""
+        return {
+            env: {
+                (r["status_id"], r["document_source"]): r["jobs"]
+                for r in self._rpc(env, "registre_queue_counts_v1", {})
+            }
+            for env in self.clients
+        }
+
+    def check_status_names(self) -> None:
+        """Refuse to start when `extraction_status` contradicts the configured mapping: finished
+        documents would otherwise be labelled "Erreur" (DOMAIN.md §1.2)."""
+        error_id = self.statuses.error
+        for env in self.clients:
+            request = self.client(env).table("extraction_status").select("id,name")
+            try:
+                rows = with_network_retries(lambda r=request: r.execute().data, f"{env}: statuses")
+            except APIError as exc:
+                raise QueueError(f"{env}: cannot read extraction_status: {exc.message}") from exc
+            names = {r["id"]: r["name"] for r in rows}
+            if error_id in names and "rreur" not in names[error_id].lower():
+                other = next(m for m in NAMES if m != self.status_mapping)
+                raise QueueError(
+                    f"{env}: extraction_status {error_id} is {names[error_id]!r}, not an error"
+                    f" status: this database uses the {other!r} ids, set STATUS_MAPPING={other}"
+                )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import unquote, urlparse
+
+from supabase import Client
+
+from tasks.queue import Job, with_network_retries
+
+# document_source -> bucket; anything else goes to `index`, as the seed system did (DOMAIN.md §1.4).
+BUCKETS = {"index": "index", "acte": "actes", "plan_cadastraux": "plans-cadastraux"}
+ALL_BUCKETS = tuple(BUCKETS.values())
+PDF = "application/pdf"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def bucket_for(document_source: str) -> str:
+    return BUCKETS.get(document_source, "index")
+
+
+def _safe(value: str | None) -> str:
+    return _UNSAFE.sub("_", value or "")
+
+
+def object_name(job: Job, now_ms: int | None = None) -> str:
+    """`<doc>-<circ>[-<cadastre>]-<ms>.pdf`, every character outside [A-Za-z0-9_-] made `_`."""
+    ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    parts = [job.document_number, _safe(job.circonscription)]
+    if job.document_source != "acte":
+        parts.append(_safe(job.cadastre))
+    return "-".join([*parts, str(ms)]) + ".pdf"
+
+
+def parse_supabase_path(path: str, document_source: str) -> tuple[str, str]:
+    """(bucket, object name) from any historical `supabase_path` form (DOMAIN.md §1.5):
+    a public or signed URL, `bucket/file.pdf`, or a bare `file.pdf`."""
+    path = path.strip()
+    if path.startswith(("http://", "https://")):
+        url_path = unquote(urlparse(path).path)
+        marker = "/storage/v1/object/"
+        if marker not in url_path:
+            raise ValueError(f"not a Supabase Storage URL: {path!r}")
+        path = url_path.split(marker, 1)[1]
+        for prefix in ("public/", "sign/", "authenticated/"):
+            path = path.removeprefix(prefix)
+    path = path.lstrip("/")
+    head, _, rest = path.partition("/")
+    if rest and head in ALL_BUCKETS:
+        return head, rest
+    if not path:
+        raise ValueError("empty supabase_path")
+    return bucket_for(document_source), path
+
+
+class Storage:
+    """The document buckets of one environment."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def ensure_buckets(self) -> None:
+        existing = {b.id for b in with_network_retries(self.client.storage.list_buckets, "buckets")}
+        for bucket in ALL_BUCKETS:
+            if bucket not in existing:
+                self.client.storage.create_bucket(bucket, options={"public": False})
+
+    def upload_pdf(self, job: Job, pdf: bytes) -> str:
+        """Upload the document's PDF; returns the `supabase_path` to store (`bucket/file`)."""
+        bucket = bucket_for(job.document_source)
+        name = object_name(job)
+        return self.upload(bucket, name, pdf, PDF)
+
+    def upload(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
+        files = self.client.storage.from_(bucket)
+        options = {"content-type": content_type, "upsert": "true"}
+        with_network_retries(lambda: files.upload(name, data, options), f"upload {bucket}/{name}")
+        return f"{bucket}/{name}"
+
+    def download(self, supabase_path: str, document_source: str) -> bytes:
+        bucket, name = parse_supabase_path(supabase_path, document_source)
+        files = self.client.storage.from_(bucket)
+        return with_network_retries(lambda: files.download(name), f"download {bucket}/{name}")

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from tasks.settings import ConfigError, load_settings
+
+
+def settings(**values):
+    return load_settings(_env_file=None, **values)
+
+
+def test_defaults_are_the_operators_documented_ones():
+    s = settings()
+    assert (s.worker_count, s.ocr_worker_pool_size, s.ocr_min_index_workers,
+            s.ocr_min_acte_workers, s.ocr_rebalance_interval_ms) == (1, 4, 1, 1, 30000)
+    assert (s.server_max_cpu, s.server_max_ram, s.server_reserve_cpu_percent,
+            s.server_reserve_ram_percent) == (8, 16, 20, 20)
+    assert s.environments() == []
+
+
+def test_environments_are_enabled_by_url_and_key_in_polling_order(monkeypatch):
+    monkeypatch.setenv("DEV_SUPABASE_URL", "http://dev.example/")
+    monkeypatch.setenv("DEV_SUPABASE_SERVICE_KEY", "dev-key")
+    monkeypatch.setenv("PROD_SUPABASE_URL", "https://prod.example")
+    monkeypatch.setenv("PROD_SUPABASE_SERVICE_KEY", "prod-key")
+    envs = settings().environments()
+    assert [e.name for e in envs] == ["prod", "dev"]
+    assert envs[1].supabase_url == "http://dev.example"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("WORKER_COUNT", "-1", "WORKER_COUNT: Input should be greater than or equal to 0"),
+        ("SERVER_RESERVE_CPU_PERCENT", "120", "SERVER_RESERVE_CPU_PERCENT: Input should be less"),
+        ("OCR_WORKER_POOL_SIZE", "four", "OCR_WORKER_POOL_SIZE: Input should be a valid integer"),
+        ("STAGING_SUPABASE_URL", "https://s.example",
+         "STAGING_SUPABASE_URL is set but STAGING_SUPABASE_SERVICE_KEY is not"),
+    ],
+)
+def test_invalid_values_fail_naming_the_variable(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=message):
+        settings()
+
+
+def test_a_key_without_url_is_refused_without_showing_the_key(monkeypatch):
+    monkeypatch.setenv("PROD_SUPABASE_SERVICE_KEY", "super-secret-service-key")
+    with pytest.raises(ConfigError) as info:
+        settings()
+    assert "PROD_SUPABASE_SERVICE_KEY is set but PROD_SUPABASE_URL is not" in str(info.value)
+    assert "super-secret" not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_secrets_are_never_printed(monkeypatch):
+    monkeypatch.setenv("PROD_SUPABASE_URL", "https://prod.example")
+    monkeypatch.setenv("PROD_SUPABASE_SERVICE_KEY", "super-secret-service-key")
+    monkeypatch.setenv("GEMINI_API_KEY", "gemini-secret")
+    s = settings()
+    shown = repr(s) + str(s) + repr(s.environments()) + s.model_dump_json()
+    assert "super-secret" not in shown and "gemini-secret" not in shown
