@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import os
+import uuid
+
+import psycopg
+
+from deployments.migrations import apply_migrations
+
+# The machine's PostgreSQL (trust auth); a throwaway database per test, stand-in or benchmark.
+ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def create_database(prefix: str = "rf_test") -> str:
+    """A new database with the migrations applied; returns its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    apply_migrations(dsn)
+    return dsn
+
+
+def drop_database(dsn: str) -> None:
+    name = dsn.rsplit("/", 1)[1]
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
