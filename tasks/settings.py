@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     server_max_ram: float = Field(16, gt=0)  # GB
     server_reserve_cpu_percent: float = Field(20, ge=0, le=100)
     server_reserve_ram_percent: float = Field(20, ge=0, le=100)
+    # Coordination (tasks/capacity.py, tasks/ratelimit.py): the cost table, in vCPU and GB per run.
+    cost_registre_cpu: float = Field(3, ge=0)
+    cost_registre_ram: float = Field(1, ge=0)
+    cost_index_ocr_cpu: float = Field(1.5, ge=0)
+    cost_index_ocr_ram: float = Field(0.75, ge=0)
+    cost_acte_ocr_cpu: float = Field(1, ge=0)
+    cost_acte_ocr_ram: float = Field(0.5, ge=0)
+    capacity_lease_seconds: float = Field(60, gt=0)  # a dead run's capacity is free after this
+    capacity_host_ttl_seconds: float = Field(30, gt=0)  # a silent host expires after this
+    redis_key_prefix: str = ""  # prepended to every coordination key
 
     @model_validator(mode="after")
     def _url_and_key_together(self) -> Settings:

@@ -1,0 +1,314 @@
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from tasks.settings import Settings
+
+__all__ = [
+    "GeminiLimiter",
+    "Permit",
+    "RateLimitError",
+    "RateLimitTimeout",
+    "RateLimiterUnavailable",
+    "Usage",
+]
+
+logger = logging.getLogger(__name__)
+
+WINDOW_MS = 60_000  # Gemini counts requests and tokens per trailing minute
+DEFAULT_MAX_WAIT_S = 300.0
+_UNAVAILABLE_BACKOFF_S = (0.1, 2.0)  # first and longest sleep while Redis is unreachable
+_JITTER_S = 0.002  # spreads the waiters that wake for the same freed slot
+
+# The admission check. Checking and taking in one script closes the race the seed had: two
+# processes both reading "room for one more" and both calling Gemini. Entries older than the
+# window are trimmed first, so the counts are exact for the trailing window ending now.
+# KEYS: log (zset request id -> admitted at, µs), tokens (hash request id -> tokens),
+#       rpm_current, tpm_current (the trailing-window totals), paused_until
+# ARGV: request_id, tokens_estimate, max_requests, max_tokens, window_ms
+# Returns {1, admitted_at_us} or {0, wait_ms, reason}.
+_ACQUIRE_SCRIPT = """
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window_us = tonumber(ARGV[5]) * 1000
+-- Lua would print these µs timestamps with 14 significant digits; format them whole
+local horizon = string.format('%.0f', now_us - window_us)
+
+local paused_ms = redis.call('PTTL', KEYS[5])
+if paused_ms > 0 then
+  return {0, paused_ms, 'paused'}
+end
+
+local tokens = tonumber(redis.call('GET', KEYS[4]) or '0')
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', horizon)
+if #expired > 0 then
+  for i = 1, #expired, 500 do
+    local chunk = {unpack(expired, i, math.min(i + 499, #expired))}
+    for _, n in ipairs(redis.call('HMGET', KEYS[2], unpack(chunk))) do
+      tokens = tokens - (tonumber(n) or 0)
+    end
+    redis.call('HDEL', KEYS[2], unpack(chunk))
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', horizon)
+end
+
+local count = redis.call('ZCARD', KEYS[1])
+local need = tonumber(ARGV[2])
+local max_requests = tonumber(ARGV[3])
+local max_tokens = tonumber(ARGV[4])
+local wait_us = 0
+local reason = ''
+if count + 1 > max_requests then
+  local oldest = redis.call('ZRANGE', KEYS[1], count - max_requests, count - max_requests,
+                            'WITHSCORES')
+  wait_us = tonumber(oldest[2]) + window_us - now_us
+  reason = 'rpm'
+end
+if tokens + need > max_tokens then
+  -- walk from the oldest entry until enough tokens would have left the window
+  local excess = tokens + need - max_tokens
+  local tpm_wait_us = window_us
+  local start = 0
+  while excess > 0 do
+    local batch = redis.call('ZRANGE', KEYS[1], start, start + 99, 'WITHSCORES')
+    if #batch == 0 then break end
+    local ids = {}
+    for i = 1, #batch, 2 do ids[#ids + 1] = batch[i] end
+    local counts = redis.call('HMGET', KEYS[2], unpack(ids))
+    for i = 1, #ids do
+      excess = excess - (tonumber(counts[i]) or 0)
+      if excess <= 0 then
+        tpm_wait_us = tonumber(batch[2 * i]) + window_us - now_us
+        break
+      end
+    end
+    start = start + 100
+  end
+  if reason == '' or tpm_wait_us > wait_us then
+    wait_us = tpm_wait_us
+    reason = 'tpm'
+  end
+end
+if reason ~= '' then
+  redis.call('SET', KEYS[3], count, 'PX', ARGV[5])
+  redis.call('SET', KEYS[4], tokens, 'PX', ARGV[5])
+  return {0, math.max(1, math.ceil(wait_us / 1000)), reason}
+end
+
+local admitted = string.format('%.0f', now_us)
+redis.call('ZADD', KEYS[1], admitted, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], need)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('SET', KEYS[3], count + 1, 'PX', ARGV[5])
+redis.call('SET', KEYS[4], tokens + need, 'PX', ARGV[5])
+return {1, admitted}
+"""
+
+# Replaces a request's estimate with the tokens Gemini reports, if the request is still inside
+# the window (outside it, its tokens no longer count anyway).
+# KEYS: tokens (hash), tpm_current, log (zset)
+# ARGV: request_id, actual_tokens, window_ms
+# Returns the change applied to the trailing-window token total.
+_RECONCILE_SCRIPT = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return 0 end
+local delta = tonumber(ARGV[2]) - tonumber(old)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local total = tonumber(redis.call('GET', KEYS[2]) or '0') + delta
+redis.call('SET', KEYS[2], total, 'PX', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return delta
+"""
+
+# Pauses every process; a shorter pause never cuts a longer one short.
+# KEYS: paused_until
+# ARGV: pause_ms
+# Returns the pause in force, ms.
+_PAUSE_SCRIPT = """
+local left = redis.call('PTTL', KEYS[1])
+local want = tonumber(ARGV[1])
+if left >= want then return left end
+redis.call('SET', KEYS[1], '1', 'PX', want)
+return want
+"""
+
+
+class RateLimitError(Exception):
+    """The Gemini rate limiter could not admit the request."""
+
+
+class RateLimitTimeout(RateLimitError):
+    """No Gemini capacity within the maximum wait; retry later."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimiterUnavailable(RateLimitTimeout):
+    """Redis stayed unreachable for the whole wait; no Gemini call is made unmetered."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Permit:
+    request_id: str
+    tokens_estimate: int
+    admitted_at_us: int  # Redis's clock
+    waited_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    requests: int  # in the trailing window
+    tokens: int
+    max_requests: int
+    max_tokens: int
+    paused_for_s: float
+
+
+class GeminiLimiter:
+    """One shared budget of Gemini requests and tokens per trailing window, for every process."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        max_rpm: int = 1600,
+        max_tpm: int = 6_400_000,
+        prefix: str = "",
+        window_ms: int = WINDOW_MS,
+    ) -> None:
+        self.client = client
+        self.max_rpm = max_rpm
+        self.max_tpm = max_tpm
+        self.window_ms = window_ms
+        self.log_key = f"{prefix}gemini:log"
+        self.tokens_key = f"{prefix}gemini:log:tokens"
+        self.rpm_key = f"{prefix}gemini:rpm:current"
+        self.tpm_key = f"{prefix}gemini:tpm:current"
+        self.paused_key = f"{prefix}gemini:paused"
+        self._acquire = client.register_script(_ACQUIRE_SCRIPT)
+        self._reconcile = client.register_script(_RECONCILE_SCRIPT)
+        self._pause = client.register_script(_PAUSE_SCRIPT)
+        self._local_pause_until = 0.0  # monotonic; used when Redis cannot record a pause
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: redis.Redis | None = None) -> GeminiLimiter:
+        return cls(
+            client or redis.Redis.from_url(settings.redis_url),
+            max_rpm=settings.gemini_max_rpm,
+            max_tpm=settings.gemini_max_tpm,
+            prefix=settings.redis_key_prefix,
+        )
+
+    def try_acquire(self, tokens_estimate: int) -> Permit | float:
+        """One attempt: a permit, or the seconds to wait before the next attempt."""
+        self._check_estimate(tokens_estimate)
+        request_id = uuid.uuid4().hex
+        keys = [self.log_key, self.tokens_key, self.rpm_key, self.tpm_key, self.paused_key]
+        args = [request_id, tokens_estimate, self.max_rpm, self.max_tpm, self.window_ms]
+        answer = self._acquire(keys=keys, args=args)
+        if answer[0] == 1:
+            return Permit(
+                request_id=request_id,
+                tokens_estimate=tokens_estimate,
+                admitted_at_us=int(answer[1]),
+                waited_s=0.0,
+            )
+        return int(answer[1]) / 1000
+
+    def acquire(self, tokens_estimate: int, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> Permit:
+        """Block until the request fits the shared budget, or raise RateLimitTimeout.
+
+        Fails closed: while Redis is unreachable it waits and retries, and raises
+        RateLimiterUnavailable when the wait runs out.
+        """
+        self._check_estimate(tokens_estimate)
+        start = time.monotonic()
+        deadline = start + max_wait_s
+        backoff_s = _UNAVAILABLE_BACKOFF_S[0]
+        while True:
+            now = time.monotonic()
+            local_pause_s = self._local_pause_until - now
+            if local_pause_s > 0:
+                answer: Permit | float = local_pause_s
+            else:
+                try:
+                    answer = self.try_acquire(tokens_estimate)
+                    backoff_s = _UNAVAILABLE_BACKOFF_S[0]
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    now = time.monotonic()
+                    if now + backoff_s > deadline:
+                        raise RateLimiterUnavailable(
+                            f"Redis unreachable for {now - start:.1f} s: {exc}", backoff_s
+                        ) from exc
+                    logger.warning(
+                        "rate limiter: Redis unreachable, retrying in %.1f s",
+                        backoff_s,
+                        extra={"action": "ratelimit_unavailable"},
+                    )
+                    time.sleep(backoff_s)
+                    backoff_s = min(backoff_s * 2, _UNAVAILABLE_BACKOFF_S[1])
+                    continue
+            if isinstance(answer, Permit):
+                waited_s = time.monotonic() - start
+                return Permit(
+                    request_id=answer.request_id,
+                    tokens_estimate=tokens_estimate,
+                    admitted_at_us=answer.admitted_at_us,
+                    waited_s=waited_s,
+                )
+            now = time.monotonic()
+            if now + answer > deadline:
+                raise RateLimitTimeout(
+                    f"no Gemini capacity within {max_wait_s:.1f} s (next in {answer:.2f} s)",
+                    answer,
+                )
+            time.sleep(answer + random.uniform(0, _JITTER_S))
+
+    def reconcile(self, permit: Permit, actual_tokens: int) -> int:
+        """Replace the permit's estimate with the tokens used; returns the change applied."""
+        keys = [self.tokens_key, self.tpm_key, self.log_key]
+        return int(
+            self._reconcile(keys=keys, args=[permit.request_id, actual_tokens, self.window_ms])
+        )
+
+    def pause_all(self, seconds: float) -> float:
+        """Stop every process from calling Gemini for `seconds` (a 429's retry delay).
+
+        Returns the pause in force, in seconds; a longer pause already set is kept.
+        """
+        pause_ms = max(1, round(seconds * 1000))
+        self._local_pause_until = max(self._local_pause_until, time.monotonic() + seconds)
+        logger.warning(
+            "Gemini paused for %.1f s for every process",
+            seconds,
+            extra={"action": "ratelimit_pause"},
+        )
+        return int(self._pause(keys=[self.paused_key], args=[pause_ms])) / 1000
+
+    def usage(self) -> Usage:
+        """The trailing-window totals as of the last acquire, and any pause in force."""
+        rpm, tpm = self.client.mget(self.rpm_key, self.tpm_key)
+        paused_ms = self.client.pttl(self.paused_key)
+        return Usage(
+            requests=int(rpm or 0),
+            tokens=int(tpm or 0),
+            max_requests=self.max_rpm,
+            max_tokens=self.max_tpm,
+            paused_for_s=max(0, paused_ms) / 1000,
+        )
+
+    def _check_estimate(self, tokens_estimate: int) -> None:
+        if not 0 <= tokens_estimate <= self.max_tpm:
+            raise ValueError(
+                f"tokens_estimate {tokens_estimate} outside 0..{self.max_tpm} (the TPM limit)"
+            )
