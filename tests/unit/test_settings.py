@@ -60,3 +60,14 @@ def test_secrets_are_never_printed(monkeypatch):
     s = settings()
     shown = repr(s) + str(s) + repr(s.environments()) + s.model_dump_json()
     assert "super-secret" not in shown and "gemini-secret" not in shown
+
+
+def test_every_setting_is_documented_in_env_example():
+    import re
+    from pathlib import Path
+
+    from tasks.settings import Settings
+
+    text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    documented = set(re.findall(r"^([A-Z_]+)=", text, re.M))
+    assert {name.upper() for name in Settings.model_fields} <= documented

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deployments.migrations import apply_migrations
+from tasks.queue import Queue
+from tasks.settings import ConfigError, get_settings
+
+app = typer.Typer(help="registre-flows: Quebec land-registry documents to text, on Prefect.")
+db_app = typer.Typer(help="The extraction_queue schema.")
+queue_app = typer.Typer(help="The extraction_queue in every enabled environment.")
+config_app = typer.Typer(help="The configuration read from the environment and .env.")
+app.add_typer(db_app, name="db")
+app.add_typer(queue_app, name="queue")
+app.add_typer(config_app, name="config")
+
+console = Console()
+
+
+def _queue() -> Queue:
+    try:
+        return Queue(get_settings())
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@db_app.command("migrate")
+def db_migrate(
+    dsn: Annotated[str, typer.Option(help="PostgreSQL DSN of the environment's database")],
+) -> None:
+    """Apply supabase/migrations/*.sql (additive and idempotent), as `supabase db push` would."""
+    for name in apply_migrations(dsn):
+        console.print(f"applied {name}")
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the configuration and show what is enabled (secrets are never shown)."""
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    envs = settings.environments()
+    console.print(f"environments: {', '.join(e.name for e in envs) or 'none enabled'}")
+    console.print(f"status mapping: {settings.status_mapping}")
+    console.print(f"redis: {settings.redis_url.split('@')[-1]}")
+    console.print(f"gemini key: {'set' if settings.gemini_api_key else 'missing'}")
+
+
+@queue_app.command("counts")
+def queue_counts() -> None:
+    """Rows per status and document source in every environment."""
+    queue = _queue()
+    table = Table("environment", "status", "source", "rows")
+    for env, counts in queue.counts().items():
+        for (status, source), rows in sorted(counts.items(), key=lambda kv: str(kv[0])):
+            table.add_row(env, str(status), source or "-", str(rows))
+    console.print(table)
+
+
+@queue_app.command("recover")
+def queue_recover() -> None:
+    """Take back rows whose lease expired (their worker died), in every environment."""
+    for env, rows in _queue().recover_expired().items():
+        console.print(f"{env}: {len(rows)} row(s) taken back")
+
+
+if __name__ == "__main__":
+    app()
