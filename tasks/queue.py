@@ -178,9 +178,17 @@ class Queue:
         return s.ready_for_ocr, s.ocr_processing, s.ready_for_ocr
 
     def claim(
-        self, stage: Stage, limit: int, owner: str, sources: tuple[str, ...] | None = None
+        self,
+        stage: Stage,
+        limit: int,
+        owner: str,
+        sources: tuple[str, ...] | None = None,
+        *,
+        env: str | None = None,
+        job_id: str | None = None,
     ) -> list[Job]:
-        """Claim up to `limit` rows, FIFO within an environment, environments in polling order.
+        """Claim up to `limit` rows, FIFO within an environment, environments in polling order
+        (or only `env`; or only the row `job_id`, when it is waiting).
 
         Rows that cannot be worked on are failed at once with their reason and not returned.
         """
@@ -188,11 +196,11 @@ class Queue:
             sources = OCR_SOURCES
         from_status, to_status, _ = self._statuses_for(stage)
         jobs: list[Job] = []
-        for env in self.clients:
+        for name in [env] if env else list(self.clients):
             if len(jobs) >= limit:
                 break
             rows = self._rpc(
-                env,
+                name,
                 "registre_claim_v1",
                 {
                     "p_stage": stage.value,
@@ -202,15 +210,16 @@ class Queue:
                     "p_from_status": from_status,
                     "p_to_status": to_status,
                     "p_sources": list(sources) if sources else None,
+                    "p_id": job_id,
                 },
             )
             for row in sorted(rows, key=lambda r: (r["created_at"], r["id"])):
                 try:
-                    jobs.append(parse_job(env, row, stage, owner))
+                    jobs.append(parse_job(name, row, stage, owner))
                 except InvalidJob as exc:
-                    logger.warning("%s: row %s is invalid: %s", env, row["id"], exc)
+                    logger.warning("%s: row %s is invalid: %s", name, row["id"], exc)
                     reason = f"invalid request: {exc}"
-                    self._fail(env, str(row["id"]), owner, stage, reason, True, 0)
+                    self._fail(name, str(row["id"]), owner, stage, reason, True, 0)
         return jobs
 
     def renew(self, job: Job) -> None:

@@ -74,7 +74,7 @@ CREATE INDEX IF NOT EXISTS idx_worker_accounts_active ON worker_accounts (is_act
 
 
 -- Claim up to p_limit rows waiting in p_from_status (FIFO by created_at), atomically.
--- p_stage is 'registre' or 'ocr'; p_sources NULL means any document_source.
+-- p_stage is 'registre' or 'ocr'; p_sources NULL means any document_source; p_id claims that row only.
 -- Asking again with the same owner first returns the rows that owner already holds, so a claim
 -- whose answer was lost on the network is found again instead of leaking until its lease expires.
 CREATE OR REPLACE FUNCTION registre_claim_v1(
@@ -84,7 +84,8 @@ CREATE OR REPLACE FUNCTION registre_claim_v1(
     p_lease_seconds integer,
     p_from_status integer,
     p_to_status integer,
-    p_sources text[] DEFAULT NULL
+    p_sources text[] DEFAULT NULL,
+    p_id uuid DEFAULT NULL
 ) RETURNS SETOF extraction_queue
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -95,6 +96,7 @@ BEGIN
        SET lease_expires_at = now() + make_interval(secs => p_lease_seconds)
      WHERE q.lease_owner = p_owner AND q.lease_stage = p_stage
        AND q.status_id = p_to_status AND q.lease_expires_at IS NOT NULL
+       AND (p_id IS NULL OR q.id = p_id)
     RETURNING q.*;
     GET DIAGNOSTICS held = ROW_COUNT;
     IF held >= p_limit THEN
@@ -119,6 +121,7 @@ BEGIN
              WHERE c.status_id = p_from_status
                AND (p_sources IS NULL OR c.document_source = ANY (p_sources))
                AND (c.retry_after IS NULL OR c.retry_after <= now())
+               AND (p_id IS NULL OR c.id = p_id)
              ORDER BY c.created_at, c.id
              LIMIT p_limit - held
                FOR UPDATE SKIP LOCKED)

@@ -302,3 +302,30 @@ def test_parse_job_normalises_the_number_and_defaults_the_circonscription():
     with pytest.raises(InvalidJob, match="plans cadastraux are not OCR'd"):
         parse_job("dev", {"id": "x", "document_source": "plan_cadastraux", "document_number": "1",
                           "cadastre": "c", "supabase_path": "p"}, Stage.OCR, "o")
+
+
+def test_lease_keeper_keeps_a_long_run_from_being_recovered(prod, make_settings):
+    from tasks.lease import LeaseKeeper
+
+    project = prod["prod"]
+    job_id = insert(project)
+    queue = Queue(make_settings(prod, queue_lease_seconds=1))
+    (job,) = queue.claim(Stage.REGISTRE, 1, "long-runner")
+
+    with LeaseKeeper(queue, job, interval_seconds=0.3) as keeper:
+        time.sleep(2)
+        assert queue.recover_expired() == {"prod": []}
+        assert not keeper.lost.is_set()
+    queue.complete(job, SEED.ready_for_ocr, {"supabase_path": "index/x.pdf"})
+    assert row(project, job_id)["status_id"] == SEED.ready_for_ocr
+
+
+def test_claim_a_given_row(supabase_projects, make_settings):
+    insert(supabase_projects["dev"], number="first", order=0)
+    wanted = insert(supabase_projects["dev"], number="second", order=1)
+    queue = Queue(make_settings(supabase_projects))
+
+    jobs = queue.claim(Stage.REGISTRE, 1, "o", env="dev", job_id=wanted)
+
+    assert [(j.env, j.id) for j in jobs] == [("dev", wanted)]
+    assert queue.claim(Stage.REGISTRE, 1, "o2", env="dev", job_id=wanted) == []
