@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from tasks.registry.accounts import Account, AccountPool
+from tasks.registry.browser import BrowserHost, shared_browser
+from tasks.registry.config import RegistryConfig
+from tasks.registry.driver import download_document
+from tasks.registry.errors import (
+    AccountError,
+    PermanentRegistryError,
+    RegistryError,
+    TransientRegistryError,
+    classify,
+)
+from tasks.registry.models import DownloadResult, RegistryRequest
+from tasks.registry.session import SessionStore
+
+__all__ = [
+    "Account",
+    "AccountError",
+    "AccountPool",
+    "BrowserHost",
+    "DownloadResult",
+    "PermanentRegistryError",
+    "RegistryConfig",
+    "RegistryError",
+    "RegistryRequest",
+    "SessionStore",
+    "TransientRegistryError",
+    "classify",
+    "download_document",
+    "shared_browser",
+]

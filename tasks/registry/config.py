@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["RegistryConfig"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegistryConfig:
+    """Where the registry is and how long to wait for it (DOMAIN.md §2.11); all times in seconds.
+
+    `from_settings` reads `registry_base_url`, `browser_headless` and, for every field below, an
+    optional `registry_<field>` attribute, so each value can be overridden from the settings."""
+
+    base_url: str = "https://www.registrefoncier.gouv.qc.ca"
+    headless: bool = True
+    goto_timeout_s: float = 30
+    first_selector_timeout_s: float = 30  # 10 s failed ~47 jobs on the slow site (incident 6.1 #4)
+    selector_timeout_s: float = 10
+    reload_timeout_s: float = 30  # the page reload after a select
+    submit_timeout_s: float = 60  # a search submit until the next page has loaded
+    confirmation_timeout_s: float = 60
+    document_load_timeout_s: float = 180
+    document_poll_interval_s: float = 1
+    save_link_timeout_s: float = 30
+    download_timeout_s: float = 30
+    login_timeout_s: float = 30
+    session_ttl_s: int = 15 * 60  # the site's sessions last about 20 min; keep ours shorter
+    account_lease_s: int = 15 * 60  # an account stays checked out at most this long per download
+    max_login_failures: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RegistryConfig:
+        if isinstance(settings, RegistryConfig):
+            return settings
+        values: dict[str, Any] = {}
+        for name in ("base_url", "headless"):
+            source = "registry_base_url" if name == "base_url" else "browser_headless"
+            if getattr(settings, source, None) is not None:
+                values[name] = getattr(settings, source)
+        for spec in fields(cls):
+            override = getattr(settings, f"registry_{spec.name}", None)
+            if override is not None and spec.name != "base_url":
+                values[spec.name] = override
+        return cls(**values)
+
+    @property
+    def site_url(self) -> str:
+        return self.base_url.rstrip("/") + "/Sirf/"
+
+    def url(self, path: str) -> str:
+        """The absolute URL of a path under /Sirf/ (e.g. "Script/13_01_11/...asp")."""
+        return self.site_url + path.lstrip("/")
