@@ -21,9 +21,7 @@ from sandbox.supabase import serve
 from tasks.queue import Queue, Stage
 from tasks.settings import load_settings
 
-DIRECT_CLAIM = (
-    "SELECT id FROM registre_claim_v1('registre', %s, 1, 300, 1, 2, NULL::text[])"
-)
+DIRECT_CLAIM = "SELECT id FROM registre_claim_v1('registre', %s, 1, 300, 1, 2, NULL::text[])"
 
 
 def reset(dsn: str, rows: int) -> None:

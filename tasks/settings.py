@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     gemini_max_tpm: int = Field(6_400_000, gt=0)
 
     registry_base_url: str = "https://www.registrefoncier.gouv.qc.ca"
+    # The environment whose worker_accounts table holds the registry logins (default: the first
+    # enabled one in polling order), so that all environments share one set of accounts.
+    registry_accounts_environment: Literal["prod", "staging", "dev"] | None = None
     browser_headless: bool = True
 
     worker_count: int = Field(1, ge=0)

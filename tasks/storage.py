@@ -10,7 +10,8 @@ from tasks.queue import Job, with_network_retries
 
 # document_source -> bucket; anything else goes to `index`, as the seed system did (DOMAIN.md §1.4).
 BUCKETS = {"index": "index", "acte": "actes", "plan_cadastraux": "plans-cadastraux"}
-ALL_BUCKETS = tuple(BUCKETS.values())
+EVIDENCE_BUCKET = "registre-evidence"  # screenshots and traces of failed downloads, by job id
+ALL_BUCKETS = (*BUCKETS.values(), EVIDENCE_BUCKET)
 PDF = "application/pdf"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -61,6 +62,7 @@ class Storage:
         self.client = client
 
     def ensure_buckets(self) -> None:
+        """Create the private buckets that are missing (a new environment has none)."""
         existing = {b.id for b in with_network_retries(self.client.storage.list_buckets, "buckets")}
         for bucket in ALL_BUCKETS:
             if bucket not in existing:
@@ -77,6 +79,14 @@ class Storage:
         options = {"content-type": content_type, "upsert": "true"}
         with_network_retries(lambda: files.upload(name, data, options), f"upload {bucket}/{name}")
         return f"{bucket}/{name}"
+
+    def signed_url(self, stored_path: str, expires_in_seconds: int) -> str:
+        bucket, name = stored_path.split("/", 1)
+        files = self.client.storage.from_(bucket)
+        signed = with_network_retries(
+            lambda: files.create_signed_url(name, expires_in_seconds), f"sign {stored_path}"
+        )
+        return signed["signedURL"]
 
     def download(self, supabase_path: str, document_source: str) -> bytes:
         bucket, name = parse_supabase_path(supabase_path, document_source)
