@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from .app import create_app
+
+__all__ = ["KEY_ENV", "READY_PREFIX", "run"]
+
+KEY_ENV = "SANDBOX_SUPABASE_SERVICE_KEY"
+# The first line on stdout; the parent reads the chosen port from it.
+READY_PREFIX = "sandbox-supabase listening on "
+
+
+def run(
+    dsn: str, service_key: str, storage_dir: Path, host: str = "127.0.0.1", port: int = 0
+) -> None:
+    """Serve until interrupted; binds first so that port 0 can be reported before serving."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    shown_host = f"[{host}]" if family == socket.AF_INET6 else host
+    print(f"{READY_PREFIX}http://{shown_host}:{bound_port}", flush=True)
+    config = uvicorn.Config(
+        create_app(dsn, service_key, storage_dir),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run(sockets=[sock])
