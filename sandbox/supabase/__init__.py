@@ -13,8 +13,7 @@ from typing import IO
 
 import httpx
 
-from .__main__ import main
-from .server import KEY_ENV, READY_PREFIX
+from .server import KEY_ENV, READY_PREFIX, main
 
 __all__ = ["KEY_ENV", "main", "serve"]
 

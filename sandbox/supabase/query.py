@@ -93,8 +93,10 @@ def parse_select(text: str | None) -> list[Column]:
         if not item:
             continue
         if "(" in item:
-            raise pgrst(400, "PGRST200", "Could not find a relationship in the schema cache",
-                        f"Embedding is not supported by the stand-in: {item}")  # fmt: skip
+            details = f"Embedding is not supported by the stand-in: {item}"
+            raise pgrst(
+                400, "PGRST200", "Could not find a relationship in the schema cache", details
+            )
         alias = None
         if ":" in item.replace("::", ""):
             alias, _, item = item.partition(":")
