@@ -13,6 +13,7 @@ from tasks.registry.models import DocumentSource
 from tasks.registry.pages import (
     INACTIVE_LOT_NOTICE,
     SIMILAR_DOCUMENTS_NOTICE,
+    WAIT_UNTIL,
     click_and_wait,
     is_logged_out,
     logged_out_error,
@@ -152,7 +153,10 @@ class PdfCatcher:
                 item = await asyncio.wait_for(self._queue.get(), remaining)
             except TimeoutError:
                 return None
-            body = await self._read(item)
+            try:
+                body = await asyncio.wait_for(self._read(item), remaining)
+            except TimeoutError:
+                return None  # a download that started but never finished: stalled
             if body and body.startswith(b"%PDF"):
                 return body
         return None
@@ -190,7 +194,7 @@ async def fetch_pdf(
 ) -> bytes:
     """The document's PDF bytes: click the save link, then take whichever comes first of a
     download event or an inline PDF response (DOMAIN.md §2.10)."""
-    await page.wait_for_load_state("load", timeout=ms(cfg.goto_timeout_s))
+    await page.wait_for_load_state(WAIT_UNTIL, timeout=ms(cfg.goto_timeout_s))
     link = None if catcher.pending else await _find_save_link(page, cfg)
     if link is not None:
         await link.click(timeout=ms(cfg.selector_timeout_s))

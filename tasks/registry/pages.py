@@ -41,6 +41,11 @@ SIMILAR_DOCUMENTS_NOTICE = "semblable"
 INACTIVE_LOT_NOTICE = "est inactif"
 
 
+# A page counts as arrived once its HTML is parsed: a stuck image or script must not hold the run
+# until the "load" event (elements are waited for one by one anyway).
+WAIT_UNTIL = "domcontentloaded"
+
+
 def ms(seconds: float) -> float:
     return seconds * 1000
 
@@ -51,7 +56,7 @@ def check_response(response: Response | None, *, context: str) -> None:
 
 
 async def goto(page: Page, url: str, cfg: RegistryConfig, *, context: str) -> None:
-    response = await page.goto(url, wait_until="load", timeout=ms(cfg.goto_timeout_s))
+    response = await page.goto(url, wait_until=WAIT_UNTIL, timeout=ms(cfg.goto_timeout_s))
     check_response(response, context=context)
 
 
@@ -122,7 +127,7 @@ async def select_matching(
         "s => !!(s.getAttribute('onchange') || s.onchange)"
     )
     if reloads:
-        async with page.expect_navigation(wait_until="load", timeout=ms(cfg.reload_timeout_s)):
+        async with page.expect_navigation(wait_until=WAIT_UNTIL, timeout=ms(cfg.reload_timeout_s)):
             await select.select_option(value=chosen.value)
     else:
         await select.select_option(value=chosen.value)
@@ -146,7 +151,7 @@ async def click_and_wait(
     page: Page, target: Locator, timeout_s: float, *, context: str
 ) -> None:
     """Click something that loads a new page in the main frame and wait for it to load."""
-    async with page.expect_navigation(wait_until="load", timeout=ms(timeout_s)) as navigation:
+    async with page.expect_navigation(wait_until=WAIT_UNTIL, timeout=ms(timeout_s)) as navigation:
         await target.click(timeout=ms(timeout_s))
     check_response(await navigation.value, context=context)
 
