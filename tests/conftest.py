@@ -14,6 +14,7 @@ import redis
 
 from sandbox.postgres import create_database, drop_database
 from tasks.settings import Settings, load_settings
+from tasks.statuses import NAMES
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -72,14 +73,25 @@ def supabase_project(storage_dir: Path) -> Iterator[SupabaseProject]:
         drop_database(dsn)
 
 
-@pytest.fixture
-def supabase_projects(tmp_path: Path) -> Iterator[dict[str, SupabaseProject]]:
-    """Two environments (prod and dev), each a Supabase stand-in over its own database."""
-    with (
-        supabase_project(tmp_path / "prod") as prod,
-        supabase_project(tmp_path / "dev") as dev,
-    ):
+@pytest.fixture(scope="session")
+def _supabase_pair(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, SupabaseProject]]:
+    root = tmp_path_factory.mktemp("supabase")
+    with supabase_project(root / "prod") as prod, supabase_project(root / "dev") as dev:
         yield {"prod": prod, "dev": dev}
+
+
+@pytest.fixture
+def supabase_projects(_supabase_pair: dict[str, SupabaseProject]) -> dict[str, SupabaseProject]:
+    """Two environments (prod and dev), each a Supabase stand-in over its own database, emptied
+    for each test (the servers are shared by the session: starting them costs seconds)."""
+    for project in _supabase_pair.values():
+        project.sql("TRUNCATE extraction_queue, worker_accounts")
+        project.sql("DELETE FROM extraction_status")
+        for status_id, name in NAMES["seed"].items():
+            project.sql("INSERT INTO extraction_status VALUES (%s, %s)", (status_id, name))
+    return _supabase_pair
 
 
 @pytest.fixture
