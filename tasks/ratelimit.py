@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import time
-import uuid
 from dataclasses import dataclass
 
 import redis
@@ -28,37 +28,38 @@ _JITTER_S = 0.002  # spreads the waiters that wake for the same freed slot
 
 # The admission check. Checking and taking in one script closes the race the seed had: two
 # processes both reading "room for one more" and both calling Gemini. Entries older than the
-# window are trimmed first, so the counts are exact for the trailing window ending now.
-# KEYS: log (zset request id -> admitted at, µs), tokens (hash request id -> tokens),
-#       rpm_current, tpm_current (the trailing-window totals), paused_until
-# ARGV: request_id, tokens_estimate, max_requests, max_tokens, window_ms
-# Returns {1, admitted_at_us} or {0, wait_ms, reason}.
+# window are trimmed first, so the counts are exact for the trailing window ending now. A log
+# member is "<request id>:<tokens>", so the log alone holds the state; tpm_current is its running
+# token total. log, rpm_current and tpm_current always expire together, a window after the last
+# admission, so a total never outlives its log.
+# KEYS[1] = log (zset "<request id>:<tokens>" -> admitted at, µs on Redis's clock)
+# KEYS[2] = rpm_current, KEYS[3] = tpm_current, KEYS[4] = paused
+# ARGV[1] = request id, ARGV[2] = tokens estimate, ARGV[3] = max requests, ARGV[4] = max tokens,
+# ARGV[5] = window ms
+# Returns {1, admitted at µs} or {0, wait ms, reason ('paused'|'rpm'|'tpm')}.
 _ACQUIRE_SCRIPT = """
+local paused_ms = redis.call('PTTL', KEYS[4])
+if paused_ms > 0 then
+  return {0, paused_ms, 'paused'}
+end
+
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window_us = tonumber(ARGV[5]) * 1000
 -- Lua would print these µs timestamps with 14 significant digits; format them whole
 local horizon = string.format('%.0f', now_us - window_us)
 
-local paused_ms = redis.call('PTTL', KEYS[5])
-if paused_ms > 0 then
-  return {0, paused_ms, 'paused'}
-end
-
-local tokens = tonumber(redis.call('GET', KEYS[4]) or '0')
+local tokens = tonumber(redis.call('GET', KEYS[3]) or '0')
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', horizon)
 if #expired > 0 then
-  for i = 1, #expired, 500 do
-    local chunk = {unpack(expired, i, math.min(i + 499, #expired))}
-    for _, n in ipairs(redis.call('HMGET', KEYS[2], unpack(chunk))) do
-      tokens = tokens - (tonumber(n) or 0)
-    end
-    redis.call('HDEL', KEYS[2], unpack(chunk))
+  for _, member in ipairs(expired) do
+    tokens = tokens - tonumber(string.match(member, ':(%d+)$'))
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', horizon)
 end
-
 local count = redis.call('ZCARD', KEYS[1])
+if count == 0 or tokens < 0 then tokens = 0 end
+
 local need = tonumber(ARGV[2])
 local max_requests = tonumber(ARGV[3])
 local max_tokens = tonumber(ARGV[4])
@@ -78,13 +79,10 @@ if tokens + need > max_tokens then
   while excess > 0 do
     local batch = redis.call('ZRANGE', KEYS[1], start, start + 99, 'WITHSCORES')
     if #batch == 0 then break end
-    local ids = {}
-    for i = 1, #batch, 2 do ids[#ids + 1] = batch[i] end
-    local counts = redis.call('HMGET', KEYS[2], unpack(ids))
-    for i = 1, #ids do
-      excess = excess - (tonumber(counts[i]) or 0)
+    for i = 1, #batch, 2 do
+      excess = excess - tonumber(string.match(batch[i], ':(%d+)$'))
       if excess <= 0 then
-        tpm_wait_us = tonumber(batch[2 * i]) + window_us - now_us
+        tpm_wait_us = tonumber(batch[i + 1]) + window_us - now_us
         break
       end
     end
@@ -96,35 +94,36 @@ if tokens + need > max_tokens then
   end
 end
 if reason ~= '' then
-  redis.call('SET', KEYS[3], count, 'PX', ARGV[5])
-  redis.call('SET', KEYS[4], tokens, 'PX', ARGV[5])
+  if #expired > 0 then
+    redis.call('SET', KEYS[2], count, 'KEEPTTL')
+    redis.call('SET', KEYS[3], tokens, 'KEEPTTL')
+  end
   return {0, math.max(1, math.ceil(wait_us / 1000)), reason}
 end
 
 local admitted = string.format('%.0f', now_us)
-redis.call('ZADD', KEYS[1], admitted, ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], need)
+redis.call('ZADD', KEYS[1], admitted, ARGV[1] .. ':' .. ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('SET', KEYS[3], count + 1, 'PX', ARGV[5])
-redis.call('SET', KEYS[4], tokens + need, 'PX', ARGV[5])
+redis.call('SET', KEYS[2], count + 1, 'PX', ARGV[5])
+redis.call('SET', KEYS[3], tokens + need, 'PX', ARGV[5])
 return {1, admitted}
 """
 
-# Replaces a request's estimate with the tokens Gemini reports, if the request is still inside
-# the window (outside it, its tokens no longer count anyway).
-# KEYS: tokens (hash), tpm_current, log (zset)
-# ARGV: request_id, actual_tokens, window_ms
+# Replaces a request's estimate with the tokens Gemini reports, if the request is still in the
+# log (once it has left the window its tokens no longer count anyway). Expiries are kept as they
+# are, so the total still expires with its log.
+# KEYS[1] = log, KEYS[2] = tpm_current
+# ARGV[1] = request id, ARGV[2] = tokens estimate, ARGV[3] = actual tokens
 # Returns the change applied to the trailing-window token total.
 _RECONCILE_SCRIPT = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then return 0 end
-local delta = tonumber(ARGV[2]) - tonumber(old)
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local old_member = ARGV[1] .. ':' .. ARGV[2]
+local admitted = redis.call('ZSCORE', KEYS[1], old_member)
+if not admitted then return 0 end
+redis.call('ZREM', KEYS[1], old_member)
+redis.call('ZADD', KEYS[1], admitted, ARGV[1] .. ':' .. ARGV[3])
+local delta = tonumber(ARGV[3]) - tonumber(ARGV[2])
 local total = tonumber(redis.call('GET', KEYS[2]) or '0') + delta
-redis.call('SET', KEYS[2], total, 'PX', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[2], math.max(0, total), 'KEEPTTL')
 return delta
 """
 
@@ -191,11 +190,11 @@ class GeminiLimiter:
         self.max_tpm = max_tpm
         self.window_ms = window_ms
         self.log_key = f"{prefix}gemini:log"
-        self.tokens_key = f"{prefix}gemini:log:tokens"
         self.rpm_key = f"{prefix}gemini:rpm:current"
         self.tpm_key = f"{prefix}gemini:tpm:current"
         self.paused_key = f"{prefix}gemini:paused"
         self._acquire = client.register_script(_ACQUIRE_SCRIPT)
+        self._acquire_keys = [self.log_key, self.rpm_key, self.tpm_key, self.paused_key]
         self._reconcile = client.register_script(_RECONCILE_SCRIPT)
         self._pause = client.register_script(_PAUSE_SCRIPT)
         self._local_pause_until = 0.0  # monotonic; used when Redis cannot record a pause
@@ -212,18 +211,7 @@ class GeminiLimiter:
     def try_acquire(self, tokens_estimate: int) -> Permit | float:
         """One attempt: a permit, or the seconds to wait before the next attempt."""
         self._check_estimate(tokens_estimate)
-        request_id = uuid.uuid4().hex
-        keys = [self.log_key, self.tokens_key, self.rpm_key, self.tpm_key, self.paused_key]
-        args = [request_id, tokens_estimate, self.max_rpm, self.max_tpm, self.window_ms]
-        answer = self._acquire(keys=keys, args=args)
-        if answer[0] == 1:
-            return Permit(
-                request_id=request_id,
-                tokens_estimate=tokens_estimate,
-                admitted_at_us=int(answer[1]),
-                waited_s=0.0,
-            )
-        return int(answer[1]) / 1000
+        return self._attempt(tokens_estimate, 0.0)
 
     def acquire(self, tokens_estimate: int, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> Permit:
         """Block until the request fits the shared budget, or raise RateLimitTimeout.
@@ -235,14 +223,14 @@ class GeminiLimiter:
         start = time.monotonic()
         deadline = start + max_wait_s
         backoff_s = _UNAVAILABLE_BACKOFF_S[0]
+        answer: Permit | float
         while True:
             now = time.monotonic()
-            local_pause_s = self._local_pause_until - now
-            if local_pause_s > 0:
-                answer: Permit | float = local_pause_s
+            if self._local_pause_until > now:
+                answer = self._local_pause_until - now
             else:
                 try:
-                    answer = self.try_acquire(tokens_estimate)
+                    answer = self._attempt(tokens_estimate, start)
                     backoff_s = _UNAVAILABLE_BACKOFF_S[0]
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     now = time.monotonic()
@@ -259,27 +247,40 @@ class GeminiLimiter:
                     backoff_s = min(backoff_s * 2, _UNAVAILABLE_BACKOFF_S[1])
                     continue
             if isinstance(answer, Permit):
-                waited_s = time.monotonic() - start
-                return Permit(
-                    request_id=answer.request_id,
-                    tokens_estimate=tokens_estimate,
-                    admitted_at_us=answer.admitted_at_us,
-                    waited_s=waited_s,
-                )
-            now = time.monotonic()
-            if now + answer > deadline:
+                return answer
+            if time.monotonic() + answer > deadline:
                 raise RateLimitTimeout(
                     f"no Gemini capacity within {max_wait_s:.1f} s (next in {answer:.2f} s)",
                     answer,
                 )
             time.sleep(answer + random.uniform(0, _JITTER_S))
 
-    def reconcile(self, permit: Permit, actual_tokens: int) -> int:
-        """Replace the permit's estimate with the tokens used; returns the change applied."""
-        keys = [self.tokens_key, self.tpm_key, self.log_key]
-        return int(
-            self._reconcile(keys=keys, args=[permit.request_id, actual_tokens, self.window_ms])
+    def _attempt(self, tokens_estimate: int, started: float) -> Permit | float:
+        request_id = secrets.token_hex(8)
+        args = [request_id, tokens_estimate, self.max_rpm, self.max_tpm, self.window_ms]
+        try:
+            # EVALSHA straight through execute_command: Script.__call__ costs ~30 µs more per call
+            answer = self.client.execute_command(
+                "EVALSHA", self._acquire.sha, 4, *self._acquire_keys, *args
+            )
+        except redis.exceptions.NoScriptError:
+            answer = self._acquire(keys=self._acquire_keys, args=args)  # loads the script
+        if answer[0] != 1:
+            return int(answer[1]) / 1000
+        return Permit(
+            request_id=request_id,
+            tokens_estimate=tokens_estimate,
+            admitted_at_us=int(answer[1]),
+            waited_s=time.monotonic() - started if started else 0.0,
         )
+
+    def reconcile(self, permit: Permit, actual_tokens: int) -> int:
+        """Replace the permit's estimate with the tokens used; returns the change applied.
+
+        Call it once per permit: the log entry then carries the actual count.
+        """
+        args = [permit.request_id, permit.tokens_estimate, actual_tokens]
+        return int(self._reconcile(keys=[self.log_key, self.tpm_key], args=args))
 
     def pause_all(self, seconds: float) -> float:
         """Stop every process from calling Gemini for `seconds` (a 429's retry delay).

@@ -27,9 +27,8 @@ def _now_us(client: redis.Redis) -> int:
 
 
 def _seed(client: redis.Redis, prefix: str, entries: dict[str, tuple[int, int]]) -> None:
-    """Write log entries {request id: (admitted at µs, tokens)} and their totals directly."""
-    client.zadd(f"{prefix}gemini:log", {rid: at for rid, (at, _) in entries.items()})
-    client.hset(f"{prefix}gemini:log:tokens", mapping={rid: n for rid, (_, n) in entries.items()})
+    """Write log entries {request id: (admitted at µs, tokens)} and their total directly."""
+    client.zadd(f"{prefix}gemini:log", {f"{rid}:{n}": at for rid, (at, n) in entries.items()})
     client.set(f"{prefix}gemini:tpm:current", sum(n for _, n in entries.values()))
 
 
@@ -68,10 +67,9 @@ def test_entries_older_than_the_window_stop_counting(limiter, redis_client, redi
     _seed(redis_client, redis_prefix, {"old": (now - 60_000_001, 900), "new": (now - 1000, 50)})
     permit = limiter.acquire(100, max_wait_s=0)
     assert redis_client.zrange(f"{redis_prefix}gemini:log", 0, -1) == [
-        b"new",
-        permit.request_id.encode(),
+        b"new:50",
+        f"{permit.request_id}:100".encode(),
     ]
-    assert redis_client.hget(f"{redis_prefix}gemini:log:tokens", "old") is None
     assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"150"
 
 
@@ -104,14 +102,15 @@ def test_acquire_gives_up_after_its_maximum_wait(limiter):
 
 
 def test_reconcile_moves_tpm_both_ways(limiter, redis_client, redis_prefix):
-    permit = limiter.acquire(300)
-    assert limiter.reconcile(permit, 800) == 500
+    over, under = limiter.acquire(300), limiter.acquire(300)
+    assert limiter.reconcile(over, 800) == 500
+    assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"1100"
+    assert isinstance(limiter.try_acquire(1), float)  # 1100 > 1000 until a minute has passed
+    assert limiter.reconcile(under, 0) == -300
     assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"800"
-    assert isinstance(limiter.try_acquire(201), float)  # 800 + 201 > 1000
-    assert limiter.reconcile(permit, 100) == -700
-    assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"100"
-    assert redis_client.hget(f"{redis_prefix}gemini:log:tokens", permit.request_id) == b"100"
-    limiter.acquire(900, max_wait_s=0)
+    assert redis_client.zscore(f"{redis_prefix}gemini:log", f"{over.request_id}:800")
+    assert redis_client.zscore(f"{redis_prefix}gemini:log", f"{under.request_id}:0")
+    limiter.acquire(200, max_wait_s=0)
 
 
 def test_reconcile_after_the_entry_left_the_window_changes_nothing(
@@ -119,7 +118,7 @@ def test_reconcile_after_the_entry_left_the_window_changes_nothing(
 ):
     permit = limiter.acquire(300)
     redis_client.zadd(
-        f"{redis_prefix}gemini:log", {permit.request_id: _now_us(redis_client) - 61_000_000}
+        f"{redis_prefix}gemini:log", {f"{permit.request_id}:300": _now_us(redis_client) - 61e6}
     )
     limiter.try_acquire(1)  # trims the old entry
     assert limiter.reconcile(permit, 900) == 0
@@ -288,3 +287,10 @@ def test_a_429_pause_stops_every_process(redis_client, redis_prefix):
         assert any(at < before for at in stamps)
         assert not [at for at in stamps if after <= at < before + 1_000_000]
         assert any(at >= before + 1_000_000 for at in stamps)
+
+
+def test_a_total_left_without_its_log_does_not_block(limiter, redis_client, redis_prefix):
+    """A stale gemini:tpm:current (its log gone) must not count against the budget."""
+    redis_client.set(f"{redis_prefix}gemini:tpm:current", 900)
+    limiter.acquire(500, max_wait_s=0)
+    assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"500"
