@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from deployments import capacity_cli
 from deployments.migrations import apply_migrations
 from tasks.queue import Queue
 from tasks.settings import ConfigError, get_settings
@@ -18,6 +21,8 @@ config_app = typer.Typer(help="The configuration read from the environment and .
 app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
 app.add_typer(config_app, name="config")
+app.add_typer(capacity_cli.app, name="capacity")
+STAND_INS = ("supabase", "registry", "gemini")
 
 console = Console()
 
@@ -78,6 +83,20 @@ def queue_recover() -> None:
     """Take back rows whose lease expired (their worker died), in every environment."""
     for env, rows in _queue().recover_expired().items():
         console.print(f"{env}: {len(rows)} row(s) taken back")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sandbox(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="supabase | registry | gemini")],
+) -> None:
+    """Run a local stand-in (test equipment), e.g. `registre sandbox registry --port 8100`;
+    `registre sandbox NAME --help` lists its options."""
+    if name not in STAND_INS:
+        console.print(f"[red]unknown stand-in {name!r}: one of {', '.join(STAND_INS)}[/red]")
+        raise typer.Exit(2)
+    # a separate module run, so that production imports never load the stand-ins
+    os.execv(sys.executable, [sys.executable, "-m", f"sandbox.{name}", *ctx.args])
 
 
 if __name__ == "__main__":
