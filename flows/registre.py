@@ -17,7 +17,14 @@ from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 from redis.asyncio import Redis
 
-from flows.common import name_run_after, retry_delay, run_owner
+from flows.common import (
+    capacity_reserved,
+    name_run_after,
+    retry_delay,
+    run_owner,
+    this_host_registered,
+)
+from tasks.capacity import CapacityExceeded, WorkerKind
 from tasks.lease import LeaseKeeper
 from tasks.queue import Job, LeaseLost, Queue, Stage
 from tasks.registry.accounts import AccountPool
@@ -32,8 +39,8 @@ EVIDENCE_LINK_SECONDS = 7 * 24 * 3600
 
 
 @task(cache_policy=NO_CACHE)
-def claim(queue: Queue, env: str | None, job_id: str | None) -> Job | None:
-    jobs = queue.claim(Stage.REGISTRE, 1, run_owner("registre"), env=env, job_id=job_id)
+def claim(queue: Queue, owner: str, env: str | None, job_id: str | None) -> Job | None:
+    jobs = queue.claim(Stage.REGISTRE, 1, owner, env=env, job_id=job_id)
     return jobs[0] if jobs else None
 
 
@@ -94,7 +101,11 @@ def record_failure(job: Job, queue: Queue, exc: Exception) -> dict[str, Any] | N
     """Fail the job: permanent registry refusals go straight to error, anything else is retried
     later (one attempt counted) until the attempts run out."""
     if isinstance(exc, RegistryError):
-        evidence = store_evidence(job, queue, exc.evidence) if exc.evidence else []
+        evidence: list[str] = []
+        try:
+            evidence = store_evidence(job, queue, exc.evidence) if exc.evidence else []
+        except Exception:  # evidence is best effort: the failure itself must be recorded
+            get_run_logger().warning("%s: evidence not stored", job.label, exc_info=True)
         message = exc.message + (f" (evidence: {', '.join(evidence)})" if evidence else "")
         permanent = isinstance(exc, PermanentRegistryError)
     else:
@@ -109,8 +120,21 @@ async def registre(env: str | None = None, job_id: str | None = None) -> dict[st
     """Claim one waiting request (or the given one), download it, store it, mark it downloaded."""
     logger = get_run_logger()
     settings = get_settings()
+    owner = run_owner("registre")
+    try:
+        with capacity_reserved(settings, WorkerKind.REGISTRE, owner):
+            return await download_one(settings, owner, env, job_id)
+    except CapacityExceeded as exc:
+        logger.warning("not started: %s", exc)
+        return {"claimed": False, "capacity": str(exc)}
+
+
+async def download_one(
+    settings: Settings, owner: str, env: str | None, job_id: str | None
+) -> dict[str, Any]:
+    logger = get_run_logger()
     queue = Queue(settings)
-    job = claim(queue, env, job_id)
+    job = claim(queue, owner, env, job_id)
     if job is None:
         logger.info("nothing to download")
         return {"claimed": False}
@@ -154,7 +178,8 @@ def main() -> None:
     parser.add_argument("--env", choices=["prod", "staging", "dev"])
     parser.add_argument("--job-id")
     args = parser.parse_args()
-    print(asyncio.run(registre(env=args.env, job_id=args.job_id)))
+    with this_host_registered(get_settings()):
+        print(asyncio.run(registre(env=args.env, job_id=args.job_id)))
 
 
 if __name__ == "__main__":
