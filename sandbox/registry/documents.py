@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import io
 import random
+import threading
 import zlib
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import ParamSpec, TypeVar
 
 from PIL import Image
 
@@ -19,12 +22,30 @@ _NOTARIES = ("Me Julie Fournier", "Me Pierre-Luc Dubé", "Me Nathalie Caron", "M
 _CIVIC = (112, 245, 1380, 77, 3021, 560)
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+# One render at a time: concurrent first requests for a document (its page images load in
+# parallel) would otherwise each render it, fighting over the GIL.
+_render_lock = threading.RLock()
+
+
+def _cached(func: Callable[P, R]) -> Callable[P, R]:
+    cached = lru_cache(maxsize=64)(func)
+
+    @wraps(func)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _render_lock:
+            return cached(*args, **kwargs)
+
+    return locked
+
+
 def _rng(doc_id: str) -> random.Random:
     # crc32, not hash(): the same document must look the same in every process.
     return random.Random(zlib.crc32(doc_id.encode()))
 
 
-@lru_cache(maxsize=32)
+@_cached
 def _index_images(document: IndexDocument) -> tuple[Image.Image, ...]:
     rng = _rng(document.id)
     total = len(document.pages)
@@ -39,7 +60,7 @@ def index_page_images(document: IndexDocument) -> list[Image.Image]:
     return [image.copy() for image in _index_images(document)]
 
 
-@lru_cache(maxsize=16)
+@_cached
 def plan_image(version: PlanVersion) -> Image.Image:
     return draw_plan(version, _rng(version.id))
 
@@ -115,7 +136,7 @@ def _images_pdf(images: list[Image.Image]) -> bytes:
     return buffer.getvalue()
 
 
-@lru_cache(maxsize=64)
+@_cached
 def render_pdf(document: Document) -> bytes:
     """The bytes the registry's save link serves for this document (cached per process)."""
     if isinstance(document, IndexDocument):

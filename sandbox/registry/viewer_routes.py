@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
+from functools import lru_cache
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -51,7 +52,8 @@ async def viewer_page(request: Request) -> Response:
     return HTMLResponse(page_frame(document))
 
 
-def _preview_png(document: Document, number: int) -> bytes:
+@lru_cache(maxsize=64)
+def _preview_jpeg(document: Document, number: int) -> bytes:
     if isinstance(document, IndexDocument):
         images = index_page_images(document)
         image = images[min(max(number, 1), len(images)) - 1]
@@ -61,7 +63,7 @@ def _preview_png(document: Document, number: int) -> bytes:
         raise ValueError("actes have no page images")
     image.thumbnail((PREVIEW_WIDTH_PX, PREVIEW_WIDTH_PX))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.convert("RGB").save(buffer, format="JPEG", quality=80)
     return buffer.getvalue()
 
 
@@ -71,10 +73,10 @@ async def page_image(request: Request) -> Response:
         return document
     try:
         number = int(request.query_params.get("page", "1"))
-        png = await run_in_threadpool(_preview_png, document, number)
+        jpeg = await run_in_threadpool(_preview_jpeg, document, number)
     except ValueError:
         return Response(status_code=404)
-    return Response(png, media_type="image/png")
+    return Response(jpeg, media_type="image/jpeg")
 
 
 async def _half_then_hang(data: bytes) -> AsyncIterator[bytes]:
