@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from sandbox.gemini.cli import app
+
+app(prog_name="python -m sandbox.gemini")
