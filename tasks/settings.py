@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     capacity_lease_seconds: float = Field(60, gt=0)  # a dead run's capacity is free after this
     capacity_host_ttl_seconds: float = Field(30, gt=0)  # a silent host expires after this
     redis_key_prefix: str = ""  # prepended to every coordination key
+    # OCR calls (tasks/gemini.py, tasks/pages.py)
+    gemini_timeout_seconds: float = Field(300, gt=0)  # one HTTP call; a long PDF takes minutes
+    gemini_max_attempts: int = Field(5, ge=1)  # per call, over 429s, 5xx and timeouts
+    gemini_max_wait_seconds: float = Field(300, gt=0)  # longest wait for rate-limit capacity
+    ocr_dpi: int = Field(300, ge=72, le=600)
 
     @model_validator(mode="after")
     def _url_and_key_together(self) -> Settings:
