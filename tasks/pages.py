@@ -8,6 +8,7 @@ Exceptions:
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_raw
 from PIL import Image, ImageFilter, ImageOps
 
 __all__ = [
@@ -43,6 +45,17 @@ DEFAULT_WORKERS = 2  # this host has 2 cores
 # threads with this lock 61 ms/page; 2 worker processes each with its own pdfium 75 ms/page
 # (process start-up and shipping the JPEG bytes back cost more than the parallel render gains).
 PDFIUM_LOCK = threading.RLock()
+
+
+_EMPTY_PAGE_TREE = re.compile(rb"/Count\s+0\b")
+_PAGE_OBJECT = re.compile(rb"/Type\s*/Page\b(?!s)")
+
+
+def _head(source: bytes | Path, limit: int = 1 << 20) -> bytes:
+    if isinstance(source, Path):
+        with source.open("rb") as file:
+            return file.read(limit)
+    return source[:limit]
 
 
 class PdfError(Exception):
@@ -86,8 +99,13 @@ def open_pdf(source: bytes | Path) -> pdfium.PdfDocument:
         try:
             document = pdfium.PdfDocument(source)
         except pdfium.PdfiumError as exc:
-            if "password" in str(exc).lower():
+            code = getattr(exc, "err_code", None)
+            if code == pdfium_raw.FPDF_ERR_PASSWORD:
                 raise EncryptedPdf(f"{name} is password-protected and cannot be opened") from exc
+            # pdfium refuses an empty page tree without a clear error code; read the tree.
+            head = _head(source)
+            if _EMPTY_PAGE_TREE.search(head) and not _PAGE_OBJECT.search(head):
+                raise PdfWithoutPages(f"{name} has no pages") from exc
             raise CorruptPdf(
                 f"{name} ({size} bytes) is not a readable PDF: damaged, truncated or not a PDF"
                 f" ({exc})"
