@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from postgrest.exceptions import APIError
 from supabase import Client
 
 QUEUE = "extraction_queue"
@@ -231,8 +232,6 @@ def test_rpc_with_get_runs_read_only(client: Client) -> None:
 @pytest.mark.parametrize("method", ["patch", "delete"])
 def test_write_without_filter_is_refused_like_supabase(client: Client, method: str) -> None:
     """Supabase's PostgREST runs pg-safeupdate: UPDATE/DELETE need a WHERE clause."""
-    from postgrest.exceptions import APIError
-
     _seed(client)
     builder = client.table(QUEUE)
     query = builder.update({"status_id": 5}) if method == "patch" else builder.delete()
