@@ -4,6 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
+from sandbox.registry.faults import Faults
 from sandbox.registry.server import run
 
 
@@ -15,6 +16,10 @@ def main() -> None:
     parser.add_argument("--faults", default=None, help="JSON object of initial faults")
     args = parser.parse_args()
     faults = json.loads(args.faults) if args.faults else None
+    try:
+        Faults().update(faults or {})
+    except ValueError as exc:
+        parser.error(str(exc))
     run(args.host, args.port, faults, args.port_file)
 
 

@@ -35,14 +35,16 @@ CSS = """body { font-family: Arial, Helvetica, sans-serif; font-size: 10pt; }
 
 
 class Latency:
-    """Adds the configured latency to every /Sirf/ response."""
+    """Adds the configured latency to every /Sirf/ page (images and styles stay fast)."""
 
     def __init__(self, app: ASGIApp, state: SiteState) -> None:
         self.app, self.state = app, state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         delay = self.state.faults.latency_s
-        if scope["type"] == "http" and scope["path"].startswith(urls.ROOT) and delay > 0:
+        path = scope.get("path", "")
+        static = path.startswith((urls.IMAGES, urls.CSS))
+        if scope["type"] == "http" and path.startswith(urls.ROOT) and not static and delay > 0:
             await asyncio.sleep(delay)
         await self.app(scope, receive, send)
 
