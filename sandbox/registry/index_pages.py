@@ -48,8 +48,8 @@ COLUMNS: dict[str, tuple[tuple[str, float, Cell], ...]] = {
     "Old 1": (
         ("NOMS DES PARTIES", 0.30, _old_parties),
         ("TITRE DE L'ACTE", 0.15, lambda r: r.nature),
-        ("ENREGISTREMENT Date", 0.11, _old_date),
-        ("ENREGISTREMENT N°", 0.10, lambda r: r.numero),
+        ("DATE D'ENREG.", 0.11, _old_date),
+        ("N° D'ENREG.", 0.10, lambda r: r.numero),
         ("REMARQUES ET AVIS D'ADRESSE", 0.22, lambda r: r.remarques or ""),
         ("RADIATIONS", 0.12, lambda r: r.radiations or ""),
     ),
