@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import http.client
 import os
 import queue
 import subprocess
@@ -10,8 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
-
-import httpx
+from urllib.parse import urlsplit
 
 from .server import KEY_ENV, READY_PREFIX, main
 
@@ -43,18 +43,27 @@ def _read_url(process: subprocess.Popen[str], deadline: float) -> str:
     raise TimeoutError("the stand-in did not report its address")
 
 
+def _answers(url: str, service_key: str) -> bool:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=2.0)
+    headers = {"apikey": service_key, "Authorization": f"Bearer {service_key}"}
+    try:
+        connection.request("GET", "/rest/v1/", headers=headers)
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
 def _wait_until_answering(
     url: str, service_key: str, process: subprocess.Popen[str], deadline: float
 ) -> None:
-    headers = {"apikey": service_key, "Authorization": f"Bearer {service_key}"}
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the stand-in exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/rest/v1/", headers=headers, timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+        if _answers(url, service_key):
+            return
         time.sleep(0.05)
     raise TimeoutError(f"the stand-in at {url} did not answer")
 

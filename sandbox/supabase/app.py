@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 POOL_MAX_SIZE = 16  # connections, one per concurrent client the workers run
 POOL_TIMEOUT_S = 30.0
 # Storage serves these without a key: the token or the bucket's public flag is the permission.
-_OPEN_PREFIXES = ("/storage/v1/object/sign/", "/storage/v1/object/public/")
+_OPEN_READS = ("/storage/v1/object/sign/", "/storage/v1/object/public/")
+_OPEN_UPLOADS = "/storage/v1/object/upload/sign/"
 
 
 def _unauthorized(message: str, hint: str) -> Response:
@@ -36,7 +37,10 @@ def _unauthorized(message: str, hint: str) -> Response:
 
 
 def _check_key(request: Request, service_key: str) -> Response | None:
-    if request.method in ("GET", "HEAD") and request.url.path.startswith(_OPEN_PREFIXES):
+    path = request.url.path
+    if request.method in ("GET", "HEAD") and path.startswith(_OPEN_READS):
+        return None
+    if request.method == "PUT" and path.startswith(_OPEN_UPLOADS):
         return None
     apikey = request.headers.get("apikey") or request.query_params.get("apikey")
     if apikey is None:

@@ -20,11 +20,13 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign(secret: str, url: str, expires_in_s: int) -> str:
+def sign(secret: str, url: str, expires_in_s: int, **claims: Any) -> str:
     """An HS256 JWT for `url` ("bucket/key"), as Storage puts in its signed URLs."""
     now = int(time.time())
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    payload = _b64(json.dumps({"url": url, "iat": now, "exp": now + expires_in_s}).encode())
+    payload = _b64(
+        json.dumps({**claims, "url": url, "iat": now, "exp": now + expires_in_s}).encode()
+    )
     signature = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256)
     return f"{header}.{payload}.{_b64(signature.digest())}"
 

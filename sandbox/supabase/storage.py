@@ -16,6 +16,7 @@ from .objects import ObjectStore, StoredObject
 __all__ = ["Storage"]
 
 DEFAULT_CONTENT_TYPE = "text/plain;charset=UTF-8"
+UPLOAD_URL_TTL_S = 2 * 60 * 60  # Storage's signed upload URLs last two hours
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -58,6 +59,8 @@ class Storage:
             Route("/object/sign/{bucket}/{name:path}", self.sign, methods=["POST"]),
             Route("/object/sign/{bucket}/{name:path}", self.signed_download, methods=["GET"]),
             Route("/object/public/{bucket}/{name:path}", self.public_download, methods=["GET"]),
+            Route("/object/upload/sign/{bucket}/{name:path}", self.sign_upload, methods=["POST"]),
+            Route("/object/upload/sign/{bucket}/{name:path}", self.signed_upload, methods=["PUT"]),
             Route("/object/authenticated/{bucket}/{name:path}", self.download, methods=["GET"]),
             Route("/object/info/{bucket}/{name:path}", self.info, methods=["GET"]),
             Route("/object/{bucket}", self.remove, methods=["DELETE"]),
@@ -118,6 +121,26 @@ class Storage:
     async def update(self, request: Request) -> Response:
         return await self._put(request, "update")
 
+    async def sign_upload(self, request: Request) -> Response:
+        bucket, name = request.path_params["bucket"], request.path_params["name"]
+        self.store.bucket(bucket)
+        upsert = request.headers.get("x-upsert", "false").lower() == "true"
+        token = signing.sign(
+            self.secret, f"{bucket}/{name}", UPLOAD_URL_TTL_S, upsert=upsert, upload=True
+        )
+        return JSONResponse(
+            {"url": f"/object/upload/sign/{quote(bucket)}/{quote(name)}?token={token}"}
+        )
+
+    async def signed_upload(self, request: Request) -> Response:
+        bucket, name = request.path_params["bucket"], request.path_params["name"]
+        claims = signing.verify(
+            self.secret, request.query_params.get("token", ""), f"{bucket}/{name}"
+        )
+        if not claims.get("upload"):
+            raise storage_error("400", "InvalidJWT", "a download token cannot upload")
+        return await self._put(request, "upsert" if claims.get("upsert") else "create")
+
     async def _put(self, request: Request, mode: str) -> Response:
         bucket, name = request.path_params["bucket"], request.path_params["name"]
         content_type = request.headers.get("content-type", "")
@@ -161,7 +184,8 @@ class Storage:
         token = request.query_params.get("token")
         if not token:
             raise storage_error("400", "InvalidJWT", "Missing token")
-        signing.verify(self.secret, token, f"{bucket}/{name}")
+        if signing.verify(self.secret, token, f"{bucket}/{name}").get("upload"):
+            raise storage_error("400", "InvalidJWT", "an upload token cannot download")
         return self._serve(request, bucket, name)
 
     def _serve(self, request: Request, bucket: str, name: str) -> Response:

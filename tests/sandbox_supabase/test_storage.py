@@ -138,3 +138,15 @@ def test_objects_survive_a_restart(supabase_standin) -> None:
     with serve(supabase_standin.dsn, key, supabase_standin.storage_dir) as url:
         again = create_client(url, key).storage.from_("keep")
         assert again.download("k.txt") == b"kept"
+
+
+def test_signed_upload_url(bucket) -> None:
+    signed = bucket.create_signed_upload_url("up/doc.pdf")
+    bucket.upload_to_signed_url(
+        "up/doc.pdf", signed["token"], PDF, {"content-type": "application/pdf"}
+    )
+    assert bucket.download("up/doc.pdf") == PDF
+    again = _raised(bucket.upload_to_signed_url, "up/doc.pdf", signed["token"], b"x")
+    assert again.code == "Duplicate"
+    as_download = httpx.get(signed["signed_url"].replace("/upload/sign/", "/sign/"))
+    assert as_download.status_code == 400
