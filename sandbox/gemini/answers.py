@@ -106,7 +106,10 @@ class Oracle:
         boosted, corrections = boost_text(request.prompt)
         if not request.wants_json:
             return boosted
-        found = [p.model_dump(mode="json") for p in index_text.parse_pages(boosted)]
+        try:
+            found = [p.model_dump(mode="json") for p in index_text.parse_pages(boosted)]
+        except ValueError:  # not the index layout (or incomplete rows): text only
+            found = []
         context = {"text": boosted, "pages": found, "corrections": corrections}
         if request.schema is None:
             return json.dumps(context, ensure_ascii=False)
