@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     gemini_max_attempts: int = Field(5, ge=1)  # per call, over 429s, 5xx and timeouts
     gemini_max_wait_seconds: float = Field(300, gt=0)  # longest wait for rate-limit capacity
     ocr_dpi: int = Field(300, ge=72, le=600)
+    gemini_extract_model: str = "gemini-2.5-flash"  # reads pages and actes
+    gemini_boost_model: str = "gemini-2.5-pro"  # the correction pass over a whole document
+    ocr_page_concurrency: int = Field(4, ge=1)  # index pages read at once within one document
 
     @model_validator(mode="after")
     def _url_and_key_together(self) -> Settings:

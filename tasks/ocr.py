@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any, TypeVar
+
+import redis
+from google.genai import types
+from pydantic import BaseModel
+
+from tasks.gemini import GenerateResult, RateLimiter, RetryPolicy, client_from_settings, generate
+from tasks.index_rows import NATURES, IndexPage
+from tasks.ratelimit import GeminiLimiter
+from tasks.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
+
+BOOST_HEADING = "TEXTE BRUT À BOOSTER :"
+EXTRACT_TEMPERATURE = 0.1
+BOOST_TEMPERATURE = 0.2
+PAGE_OUTPUT_TOKENS = 32_768  # a dense modern page runs to a few thousand tokens of JSON
+DOCUMENT_OUTPUT_TOKENS = 65_536  # boost and acte transcriptions cover the whole document
+
+
+class BoostedIndex(BaseModel):
+    """The boost's answer: the same pages and rows, values corrected."""
+
+    pages: list[IndexPage]
+
+
+class OcrFailed(Exception):
+    """Gemini's answer cannot be used for this document (the message says why)."""
+
+
+@cache
+def prompt(name: str) -> str:
+    text = files("tasks").joinpath(f"prompts/{name}.txt").read_text(encoding="utf-8")
+    return text.replace("{natures}", ", ".join(NATURES))
+
+
+@dataclass
+class Gemini:
+    """Everything a Gemini call needs in this process: the client, the global limiter (every call
+    goes through it), the retry policy and the models."""
+
+    client: Any
+    limiter: RateLimiter
+    policy: RetryPolicy
+    extract_model: str
+    boost_model: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Gemini:
+        return cls(
+            client=client_from_settings(settings),
+            limiter=GeminiLimiter.from_settings(settings, redis.Redis.from_url(settings.redis_url)),
+            policy=RetryPolicy.from_settings(settings),
+            extract_model=settings.gemini_extract_model,
+            boost_model=settings.gemini_boost_model,
+        )
+
+    def call(
+        self, contents: list[Any], *, model: str, config: types.GenerateContentConfig
+    ) -> GenerateResult:
+        return generate(
+            contents,
+            model=model,
+            limiter=self.limiter,
+            client=self.client,
+            config=config,
+            policy=self.policy,
+        )
+
+
+def _json_config(
+    schema: type[BaseModel], temperature: float, max_tokens: int
+) -> types.GenerateContentConfig:
+    return types.GenerateContentConfig(
+        temperature=temperature,
+        max_output_tokens=max_tokens,
+        response_mime_type="application/json",
+        response_schema=schema,
+    )
+
+
+def read_index_page(gemini: Gemini, jpeg: bytes) -> tuple[IndexPage, GenerateResult]:
+    """One scanned index page -> its template, header and rows, as data."""
+    image = types.Part.from_bytes(data=jpeg, mime_type="image/jpeg")
+    config = _json_config(IndexPage, EXTRACT_TEMPERATURE, PAGE_OUTPUT_TOKENS)
+    result = gemini.call(
+        [prompt("index_extract"), image], model=gemini.extract_model, config=config
+    )
+    return _as(IndexPage, result), result
+
+
+def boost_index(
+    gemini: Gemini, raw_text: str, page_count: int
+) -> tuple[list[IndexPage], GenerateResult]:
+    """One correction pass over the whole document (rows may refer to earlier pages)."""
+    contents = [f"{prompt('index_boost')}\n---\n{BOOST_HEADING}\n{raw_text}"]
+    config = _json_config(BoostedIndex, BOOST_TEMPERATURE, DOCUMENT_OUTPUT_TOKENS)
+    result = gemini.call(contents, model=gemini.boost_model, config=config)
+    pages = _as(BoostedIndex, result).pages
+    if len(pages) != page_count:
+        raise OcrFailed(f"the boost returned {len(pages)} pages for a {page_count}-page document")
+    return pages, result
+
+
+def read_acte(gemini: Gemini, document: types.Part) -> GenerateResult:
+    """The full transcription of an acte given as a whole PDF (inline or a Files API part)."""
+    config = types.GenerateContentConfig(
+        temperature=EXTRACT_TEMPERATURE, max_output_tokens=DOCUMENT_OUTPUT_TOKENS
+    )
+    return gemini.call(
+        [document, prompt("acte_extract")], model=gemini.extract_model, config=config
+    )
+
+
+def boost_acte(gemini: Gemini, raw_text: str) -> GenerateResult:
+    contents = [f"{prompt('acte_boost')}\n---\n{BOOST_HEADING}\n{raw_text}"]
+    config = types.GenerateContentConfig(
+        temperature=BOOST_TEMPERATURE, max_output_tokens=DOCUMENT_OUTPUT_TOKENS
+    )
+    return gemini.call(contents, model=gemini.boost_model, config=config)
+
+
+def _as(model: type[M], result: GenerateResult) -> M:
+    if isinstance(result.parsed, model):
+        return result.parsed
+    return model.model_validate(result.parsed)
