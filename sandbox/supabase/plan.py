@@ -96,23 +96,34 @@ class Plan:
     def projection(self) -> sql.Composable:
         return sql.SQL(", ").join(c.sql() for c in self.select)
 
-    def query(self, source: sql.Composable) -> tuple[sql.Composable, list[Any]]:
-        """The rows asked for, as `(n, json array text)`; `source` must be aliased `_t`."""
-        condition, params = where(self.filters)
-        parts = [sql.SQL("SELECT {} FROM {} WHERE {}").format(self.projection(), source, condition)]
+    def _page(self, rows: sql.Composable) -> sql.Composable:
+        tail: list[sql.Composable] = []
         if self.order:
-            parts.append(
-                sql.SQL("ORDER BY {}").format(sql.SQL(", ").join(o.sql() for o in self.order))
-            )
+            orders = sql.SQL(", ").join(o.sql() for o in self.order)
+            tail.append(sql.SQL("ORDER BY {}").format(orders))
         if self.limit is not None:
-            parts.append(sql.SQL("LIMIT {}").format(sql.Literal(self.limit)))
+            tail.append(sql.SQL("LIMIT {}").format(sql.Literal(self.limit)))
         if self.offset:
-            parts.append(sql.SQL("OFFSET {}").format(sql.Literal(self.offset)))
-        return aggregate(sql.SQL(" ").join(parts)), params
+            tail.append(sql.SQL("OFFSET {}").format(sql.Literal(self.offset)))
+        return sql.SQL("SELECT {} FROM {} {}").format(
+            self.projection(), rows, sql.SQL(" ").join(tail)
+        )
 
-    def count_query(self, source: sql.Composable) -> tuple[sql.Composable, list[Any]]:
+    def query(self, source: sql.Composable) -> tuple[sql.Composable, list[Any]]:
+        """The page asked for as `(total or NULL, n, json array text)`; `source` is aliased `_t`.
+
+        With a count, the filtered rows are materialized once, so a function called in `source`
+        (a claim, say) runs once however the page and the total are taken from it.
+        """
         condition, params = where(self.filters)
-        return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(source, condition), params
+        if not self.wants_count:
+            rows = sql.SQL("{} WHERE {}").format(source, condition)
+            return aggregate(self._page(rows)), params
+        page = aggregate(self._page(sql.SQL("_all AS _t")), sql.SQL("(SELECT count(*) FROM _all)"))
+        query = sql.SQL("WITH _all AS MATERIALIZED (SELECT _t.* FROM {} WHERE {}) {}").format(
+            source, condition, page
+        )
+        return query, params
 
     @property
     def wants_count(self) -> bool:
@@ -123,10 +134,11 @@ class Plan:
         return self.prefer.get("return", "minimal") != "representation"
 
 
-def aggregate(rows: sql.Composable) -> sql.Composable:
-    return sql.SQL("SELECT count(*), coalesce(json_agg(_r), '[]')::text FROM ({}) AS _r").format(
-        rows
-    )
+def aggregate(rows: sql.Composable, total: sql.Composable | None = None) -> sql.Composable:
+    """`(total, n, json array text)` of `rows`."""
+    return sql.SQL(
+        "SELECT {}, count(*), coalesce(json_agg(_r), '[]')::text FROM ({}) AS _r"
+    ).format(total or sql.SQL("NULL"), rows)
 
 
 def single_check(plan: Plan, n: int) -> None:

@@ -16,8 +16,6 @@ from .schema import Function, SchemaCache, Table
 
 __all__ = ["Rest"]
 
-_T = sql.Identifier("_t")
-
 
 class Rest:
     """The PostgREST subset supabase-py uses, translated to SQL on a real database."""
@@ -88,11 +86,7 @@ class Rest:
         async with self.pool.connection() as conn:
             if read_only:
                 await conn.execute("SET TRANSACTION READ ONLY")
-            n, body = await _one(conn, query, [*(params or []), *where_params])
-            total = None
-            if plan.wants_count:
-                count_query, count_params = plan.count_query(source)
-                (total,) = await _one(conn, count_query, [*(params or []), *count_params])
+            total, n, body = await _one(conn, query, [*(params or []), *where_params])
         lower, upper = plan.offset, plan.offset + n - 1
         status = 200
         if total is not None and lower > total:
@@ -108,7 +102,7 @@ class Rest:
         self, plan: Plan, query: sql.Composable, params: list[Any], status: int
     ) -> Response:
         async with self.pool.connection() as conn:
-            n, body = await _one(conn, query, params)
+            _, n, body = await _one(conn, query, params)
             single_check(plan, n)
         content_range = f"*/{n if plan.wants_count else '*'}"
         if plan.minimal:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import httpx
+import psycopg
 import pytest
 from postgrest.exceptions import APIError
 from supabase import Client
@@ -239,3 +240,16 @@ def test_write_without_filter_is_refused_like_supabase(client: Client, method: s
         query.execute()
     assert caught.value.code == "21000"
     assert len(client.table(QUEUE).select("id").eq("status_id", 1).execute().data) == 4
+
+
+def test_rpc_with_count_runs_the_function_once(supabase_standin, client: Client) -> None:
+    with psycopg.connect(supabase_standin.dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION standin_tick() RETURNS SETOF extraction_status LANGUAGE sql AS $$ "
+            "INSERT INTO extraction_status (id, name) SELECT max(id) + 1, 'tick' "
+            "FROM extraction_status RETURNING * $$"
+        )
+    response = client.rpc("standin_tick", {}, count="exact").execute()
+    assert (len(response.data), response.count) == (1, 1)
+    ticks = client.table("extraction_status").select("id").eq("name", "tick").execute().data
+    assert len(ticks) == 1
