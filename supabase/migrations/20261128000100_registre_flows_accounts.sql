@@ -9,12 +9,14 @@ ALTER TABLE worker_accounts
 -- Check out the least recently used active account under the failure limit that no other run
 -- holds (or whose holder's lease has expired), for p_lease_seconds. SKIP LOCKED lets concurrent
 -- runs pass each other instead of all waiting on, then taking, the same row.
--- p_exclude lists accounts this run already found refused.
+-- p_exclude lists accounts this run already found refused. p_prefer lists accounts that have a
+-- stored browser session: taking one of them first saves a login on the registry.
 CREATE OR REPLACE FUNCTION registre_checkout_account_v1(
     p_owner text,
     p_lease_seconds integer,
     p_max_failures integer DEFAULT 3,
-    p_exclude uuid[] DEFAULT NULL
+    p_exclude uuid[] DEFAULT NULL,
+    p_prefer uuid[] DEFAULT NULL
 ) RETURNS SETOF worker_accounts
 LANGUAGE sql AS $$
     UPDATE worker_accounts a
@@ -29,7 +31,8 @@ LANGUAGE sql AS $$
                AND (c.checkout_expires_at IS NULL OR c.checkout_expires_at <= now()
                     OR c.checkout_owner = p_owner)
                AND (p_exclude IS NULL OR NOT (c.id = ANY (p_exclude)))
-             ORDER BY c.last_used ASC NULLS FIRST, c.id
+             ORDER BY (p_prefer IS NOT NULL AND c.id = ANY (p_prefer)) DESC,
+                      c.last_used ASC NULLS FIRST, c.id
              LIMIT 1
                FOR UPDATE SKIP LOCKED)
     RETURNING a.*;

@@ -53,13 +53,17 @@ class AccountPool:
     def __repr__(self) -> str:
         return f"AccountPool(owner={self.owner!r})"
 
-    async def checkout(self, *, exclude: Iterable[str] = ()) -> Account:
-        """The least recently used free account; raises NoAccountAvailable when there is none."""
+    async def checkout(
+        self, *, exclude: Iterable[str] = (), prefer: Iterable[str] = ()
+    ) -> Account:
+        """The least recently used free account, among those in `prefer` first (accounts with a
+        stored session); raises NoAccountAvailable when there is none."""
         params = {
             "p_owner": self.owner,
             "p_lease_seconds": self.lease_s,
             "p_max_failures": self.max_failures,
             "p_exclude": list(exclude) or None,
+            "p_prefer": list(prefer) or None,
         }
         rows = await self._rpc("registre_checkout_account_v1", params)
         if not rows:

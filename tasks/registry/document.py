@@ -41,8 +41,12 @@ MAX_INTERMEDIATE_PAGES = 6
 
 
 def _document_shown(page: Page) -> bool:
+    """The viewer frameset is up: a `page` or `menu` frame, or a child frame showing a Docmn URL
+    (the path only: intermediate pages carry NoDocmn= in their query string)."""
     return any(
-        frame.name in ("page", "menu") or "Docmn" in frame.url for frame in page.frames
+        frame.name in ("page", "menu") or "Docmn" in frame.url.split("?", 1)[0]
+        for frame in page.frames
+        if frame is not page.main_frame
     )
 
 
@@ -167,6 +171,8 @@ async def _find_save_link(page: Page, cfg: RegistryConfig) -> Locator | None:
     frames += [f for f in page.frames if f not in frames and f is not page.main_frame]
     deadline = time.monotonic() + cfg.save_link_timeout_s
     while time.monotonic() < deadline:
+        if await is_logged_out(page):
+            raise logged_out_error("document viewer")
         for scope in frames:
             for selector in SAVE_LINKS:
                 link = scope.locator(selector).first
@@ -201,6 +207,8 @@ async def fetch_pdf(
     pdf = await catcher.next_pdf(cfg.download_timeout_s if link is not None else 1)
     if pdf is None:
         pdf = await _fetch_frame_documents(context, page)
+    if pdf is None and await is_logged_out(page):
+        raise logged_out_error("document download")
     if pdf is None:
         found = "clicked the save link" if link is not None else "found no save link"
         raise DownloadStalled(

@@ -158,7 +158,8 @@ async def download_document(
     last_refusal: AccountError | None = None
     while len(refused) < MAX_ACCOUNTS_PER_DOCUMENT:
         try:
-            account = await accounts.checkout(exclude=refused)
+            live = await sessions.live_accounts()
+            account = await accounts.checkout(exclude=refused, prefer=live)
         except NoAccountAvailable as exc:
             if last_refusal is None:
                 raise

@@ -129,6 +129,8 @@ async def select_matching(
     if reloads:
         async with page.expect_navigation(wait_until=WAIT_UNTIL, timeout=ms(cfg.reload_timeout_s)):
             await select.select_option(value=chosen.value)
+        if await is_logged_out(page):
+            raise logged_out_error(f"{what} reload")
     else:
         await select.select_option(value=chosen.value)
     return chosen

@@ -6,7 +6,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-__all__ = ["SessionStore", "session_key"]
+__all__ = ["SessionStore", "session_index_key", "session_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -15,6 +15,16 @@ DEFAULT_TTL_S = 15 * 60  # the site's sessions last about 20 min
 
 def session_key(prefix: str, account_id: str) -> str:
     return f"{prefix}registre:session:{account_id}"
+
+
+def session_index_key(prefix: str) -> str:
+    """Sorted set: account id -> when its stored session expires (Redis clock, seconds)."""
+    return f"{prefix}registre:sessions"
+
+
+async def _redis_now(redis: Redis) -> float:
+    seconds, micros = await redis.time()
+    return seconds + micros / 1_000_000
 
 
 class SessionStore:
@@ -26,6 +36,9 @@ class SessionStore:
         self._redis = redis
         self.prefix = prefix
         self.ttl_s = ttl_s
+
+    async def _now(self) -> float:
+        return await _redis_now(self._redis)
 
     def __repr__(self) -> str:
         return f"SessionStore(prefix={self.prefix!r}, ttl_s={self.ttl_s})"
@@ -43,10 +56,23 @@ class SessionStore:
 
     async def save(self, account_id: str, state: dict[str, Any]) -> None:
         """Store (or refresh, after a successful use) the state for another ttl_s seconds."""
-        key = session_key(self.prefix, account_id)
-        await self._redis.set(key, json.dumps(state), ex=self.ttl_s)
+        now = await self._now()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(session_key(self.prefix, account_id), json.dumps(state), ex=self.ttl_s)
+            pipe.zadd(session_index_key(self.prefix), {account_id: now + self.ttl_s})
+            await pipe.execute()
         logger.debug("session stored", extra={"action": "store_session", "account_id": account_id})
 
+    async def live_accounts(self) -> list[str]:
+        """Accounts that have a stored session, so that a checkout can prefer them."""
+        index = session_index_key(self.prefix)
+        await self._redis.zremrangebyscore(index, "-inf", await self._now())
+        members = await self._redis.zrange(index, 0, -1)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
     async def drop(self, account_id: str) -> None:
-        await self._redis.delete(session_key(self.prefix, account_id))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(session_key(self.prefix, account_id))
+            pipe.zrem(session_index_key(self.prefix), account_id)
+            await pipe.execute()
         logger.info("session dropped", extra={"action": "drop_session", "account_id": account_id})

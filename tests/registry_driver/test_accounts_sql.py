@@ -71,3 +71,12 @@ def test_record_login_counts_failures_and_resets_on_success(db) -> None:
 
 def test_migrations_apply_twice(pg_dsn: str) -> None:
     assert "20261128000100_registre_flows_accounts.sql" in apply_migrations(pg_dsn)
+
+
+def test_accounts_with_a_stored_session_are_preferred(db) -> None:
+    (recent,) = db.execute("SELECT id FROM worker_accounts WHERE username = 'recent'").fetchone()
+    row = db.execute(
+        "SELECT username FROM registre_checkout_account_v1('run-a', 60, 3, NULL, %s)",
+        ([recent],),
+    ).fetchone()
+    assert row == ("recent",)
