@@ -40,10 +40,11 @@ MAX_SIDE_PX = 3072  # Gemini downsizes larger images anyway; bigger costs tokens
 DEFAULT_WORKERS = 2  # this host has 2 cores
 
 # PDFium is not thread-safe, even across documents: every pdfium call in the process takes this
-# lock (rendering, opening, text extraction, closing). Only the Pillow work runs in parallel.
-# Measured on the 2-core dev host, 12 scanned pages at 300 DPI (bench/pages.py, same PDFs):
-# threads with this lock 61 ms/page; 2 worker processes each with its own pdfium 75 ms/page
-# (process start-up and shipping the JPEG bytes back cost more than the parallel render gains).
+# lock (opening, rendering, text extraction, closing); only the Pillow work runs in parallel.
+# Threads or processes? bench/pages.py on the 2-core host, 25 catalogue pages at 300 DPI (best of
+# 3 alternating rounds, host loaded by other jobs): threads 570 ms/page, 2 processes 601 ms/page;
+# on 12 synthetic pages with the host idle, threads 226 and processes 193. Processes are not
+# clearly faster and each needs its own pdfium and the PDF on disk, so threads it is.
 PDFIUM_LOCK = threading.RLock()
 
 

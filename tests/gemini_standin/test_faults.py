@@ -7,11 +7,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 from google.genai import types
 from PIL import Image
 
 from sandbox import gemini as standin
-from tasks import gemini
+from tasks import gemini, ratelimit
+from tests.conftest import TEST_REDIS_URL
 
 from .conftest import API_KEY, FAST, MODEL, set_faults, stats
 
@@ -137,3 +139,14 @@ def test_stats_log_every_request(client, limiter, base_url) -> None:
     log = stats(base_url)["log"]
     assert [entry["status"] for entry in log] == [200, 200]
     assert log[0]["t"] <= log[1]["t"]
+
+
+def test_the_redis_limiter_takes_the_pause_for_every_process(tight_url, redis_prefix) -> None:
+    client = gemini.make_client(API_KEY, tight_url, timeout_s=10)
+    limiter = ratelimit.GeminiLimiter(
+        redis.Redis.from_url(TEST_REDIS_URL), max_rpm=100, max_tpm=1_000_000, prefix=redis_prefix
+    )
+    time.sleep(2.1)  # an empty window at the stand-in
+    results = [call(client, limiter) for _ in range(4)]
+    assert [r.attempts for r in results][:3] == [1, 1, 1]
+    assert results[3].attempts == 2  # the 4th met a 429, paused everyone, then went through
