@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import redis
@@ -106,3 +107,47 @@ def make_settings() -> Callable[..., Settings]:
         return load_settings(**values)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def registry_site() -> Iterator[str]:
+    """The registry stand-in (base URL; the site is under /Sirf/), one for the session."""
+    from sandbox.registry import serve
+
+    with serve() as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def registry(registry_site: str) -> str:
+    """The registry stand-in with no faults, no open sessions and zeroed counters."""
+    from sandbox.registry import control
+
+    control.reset_faults(registry_site)
+    control.expire_sessions(registry_site)
+    control.reset_counters(registry_site)
+    return registry_site
+
+
+GEMINI_TEST_KEY = "test-gemini-key-not-secret"
+
+
+@pytest.fixture(scope="session")
+def gemini_site() -> Iterator[str]:
+    """The Gemini stand-in, knowing the registry catalogue's documents, one for the session."""
+    from sandbox import gemini
+
+    with gemini.serve(GEMINI_TEST_KEY, rpm=10_000, tpm=100_000_000) as url:
+        yield url
+
+
+@pytest.fixture
+def gemini_key() -> str:
+    return GEMINI_TEST_KEY
+
+
+@pytest.fixture
+def gemini_api(gemini_site: str) -> str:
+    """The Gemini stand-in with fresh counters, no faults and no uploaded files."""
+    httpx.post(f"{gemini_site}/_sandbox/reset").raise_for_status()
+    return gemini_site
