@@ -67,8 +67,9 @@ async def _choose_radio(page: Page, source: DocumentSource) -> bool:
             await row.locator("input[type=radio]").first.check()
             return True
     raise PermanentRegistryError(
-        "the registry has this document on paper only (every result is marked BPD)",
-        registry_message="Document disponible sur papier seulement",
+        "document disponible sur support papier seulement: the registry has no electronic copy"
+        " (every result is marked BPD.GIF)",
+        registry_message="Document disponible sur support papier seulement",
     )
 
 

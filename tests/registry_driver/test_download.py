@@ -161,3 +161,10 @@ def test_successful_login_resets_failure_count(harness, run) -> None:
     harness.sql("UPDATE worker_accounts SET last_used = now() WHERE username <> 'agent01'")
     run(lambda host: fetch(harness, host, index("2 274 178")))
     assert harness.account("agent01")["failure_count"] == 0
+
+
+def test_pages_that_never_finish_loading_do_not_stall_the_run(harness, run) -> None:
+    """A stuck resource holds back the load event; the driver only needs the parsed page."""
+    control.set_faults(harness.base_url, stuck_next_pages=4)
+    result = run(lambda host: fetch(harness, host, index("2 274 178")))
+    assert result.pdf.startswith(b"%PDF")
