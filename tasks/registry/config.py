@@ -26,9 +26,6 @@ class RegistryConfig:
     save_link_timeout_s: float = 30
     download_timeout_s: float = 30
     login_timeout_s: float = 30
-    session_ttl_s: int = 15 * 60  # the site's sessions last about 20 min; keep ours shorter
-    account_lease_s: int = 15 * 60  # an account stays checked out at most this long per download
-    max_login_failures: int = 3
 
     @classmethod
     def from_settings(cls, settings: Any) -> RegistryConfig:

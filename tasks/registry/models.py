@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 __all__ = ["DocumentSource", "DownloadResult", "RegistryRequest"]
@@ -57,7 +56,6 @@ class DownloadResult:
     account_id: str = ""
     session_reused: bool = False
     logins: int = 0  # logins this download needed (0 when a stored session was reused)
-    evidence: tuple[Path, ...] = ()
 
     @property
     def size_bytes(self) -> int:
