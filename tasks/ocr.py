@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib.resources import files
+from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
@@ -16,6 +16,7 @@ from tasks.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 
+PROMPTS = Path(__file__).resolve().parent / "prompts"
 BOOST_HEADING = "TEXTE BRUT À BOOSTER :"
 EXTRACT_TEMPERATURE = 0.1
 BOOST_TEMPERATURE = 0.2
@@ -35,7 +36,7 @@ class OcrFailed(Exception):
 
 @cache
 def prompt(name: str) -> str:
-    text = files("tasks").joinpath(f"prompts/{name}.txt").read_text(encoding="utf-8")
+    text = (PROMPTS / f"{name}.txt").read_text(encoding="utf-8")
     return text.replace("{natures}", ", ".join(NATURES))
 
 
