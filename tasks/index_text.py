@@ -73,7 +73,9 @@ def _row(fields: dict[str, str]) -> IndexRow:
         if _value(name)
     ]
     values = {key: _value(fields.get(label, "")) for label, key in ROW_FIELDS.items()}
-    return IndexRow(**{**values, "numero": values["numero"] or ""}, parties=parties)
+    # a boost that dropped a required cell leaves it empty rather than losing the row
+    required = {"numero": values["numero"] or "", "nature": values["nature"] or ""}
+    return IndexRow(**{**values, **required}, parties=parties)
 
 
 def parse_pages(text: str) -> list[IndexPage]:

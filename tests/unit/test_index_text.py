@@ -45,3 +45,10 @@ def test_layout_is_the_one_the_boost_prompt_expects():
     assert "Métadonnées de l'En-tête :" in text and "Données du Tableau :\nLigne 1:\n" in text
     assert "Qualité : Vendeur; [Vide]\nNom des parties : TREMBLAY, Jean; HQ\n" in text
     assert "Cadastre : [Vide]" in text
+
+
+def test_a_row_missing_required_cells_is_kept_with_them_empty():
+    text = "--- Page 1 ---\nDonnées du Tableau :\nLigne 1:\nNom des parties : HQ\n"
+    (page,) = parse_pages(text)
+    assert page.rows[0].nature == "" and page.rows[0].numero == ""
+    assert page.rows[0].parties[0].name == "HQ"
