@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -78,11 +79,52 @@ def queue_counts() -> None:
     console.print(table)
 
 
+@queue_app.command("add")
+def queue_add(
+    source: Annotated[str, typer.Argument(help="index | acte | plan_cadastraux")],
+    number: Annotated[str, typer.Option(help="lot number, or registration number for an acte")],
+    circonscription: Annotated[str, typer.Option(help="circonscription foncière")],
+    cadastre: Annotated[str | None, typer.Option(help="required for index and plan")] = None,
+    designation: Annotated[str | None, typer.Option(help="désignation secondaire")] = None,
+    acte_type: Annotated[str | None, typer.Option(help="required for an acte")] = None,
+    env: Annotated[str | None, typer.Option(help="default: the first enabled")] = None,
+) -> None:
+    """Put a request into extraction_queue (what the operators' product does)."""
+    queue = _queue()
+    target = env or next(iter(queue.clients), None)
+    if target is None:
+        console.print("[red]no Supabase environment is configured[/red]")
+        raise typer.Exit(2)
+    row = {"document_source": source, "document_number": number,
+           "circonscription_fonciere": circonscription, "cadastre": cadastre,
+           "designation_secondaire": designation, "acte_type": acte_type,
+           "status_id": queue.statuses.waiting}  # fmt: skip
+    inserted = queue.client(target).table("extraction_queue").insert(row).execute().data[0]
+    console.print(f"{target}: request {inserted['id']} waiting")
+
+
 @queue_app.command("recover")
 def queue_recover() -> None:
     """Take back rows whose lease expired (their worker died), in every environment."""
     for env, rows in _queue().recover_expired().items():
         console.print(f"{env}: {len(rows)} row(s) taken back")
+
+
+@app.command("up")
+def up_command(
+    run_dir: Annotated[Path, typer.Option(help="logs and state of this host")] = Path(".run"),
+) -> None:
+    """Run this host: Prefect server (unless PREFECT_API_URL is set), pools, deployments,
+    workers, capacity heartbeat and the dispatcher. Ctrl-C stops everything."""
+    from deployments.up import up
+
+    try:
+        up(get_settings(), run_dir)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
