@@ -28,6 +28,7 @@ from tasks.capacity import CapacityExceeded, WorkerKind
 from tasks.lease import LeaseKeeper
 from tasks.queue import Job, LeaseLost, Queue, Stage
 from tasks.registry.accounts import AccountPool
+from tasks.registry.browser import BrowserHost
 from tasks.registry.driver import download_document
 from tasks.registry.errors import PermanentRegistryError, RegistryError
 from tasks.registry.models import DownloadResult, RegistryRequest
@@ -48,25 +49,29 @@ def claim(queue: Queue, owner: str, env: str | None, job_id: str | None) -> Job 
 async def download(
     job: Job, queue: Queue, settings: Settings, evidence_dir: Path
 ) -> DownloadResult:
-    accounts_env = settings.registry_accounts_environment or job.env
+    # one set of accounts for every environment, so that two runs never share a login
+    accounts_env = settings.registry_accounts_environment or settings.environments()[0].name
     accounts = AccountPool(queue.client(accounts_env), owner=job.owner)
     redis = Redis.from_url(settings.redis_url)
+    # the run's own browser, closed with the run (a flow run is one document)
     try:
-        sessions = SessionStore(redis, prefix=settings.redis_key_prefix)
-        request = RegistryRequest.from_row(
-            {
-                **job.row,
-                "document_number": job.document_number,
-                "circonscription_fonciere": job.circonscription,
-            }
-        )
-        return await download_document(
-            request,
-            accounts=accounts,
-            sessions=sessions,
-            settings=settings,
-            evidence_dir=evidence_dir,
-        )
+        async with BrowserHost(headless=settings.browser_headless) as browser:
+            sessions = SessionStore(redis, prefix=settings.redis_key_prefix)
+            request = RegistryRequest.from_row(
+                {
+                    **job.row,
+                    "document_number": job.document_number,
+                    "circonscription_fonciere": job.circonscription,
+                }
+            )
+            return await download_document(
+                request,
+                accounts=accounts,
+                sessions=sessions,
+                settings=settings,
+                evidence_dir=evidence_dir,
+                browser=browser,
+            )
     finally:
         await redis.aclose()
 
