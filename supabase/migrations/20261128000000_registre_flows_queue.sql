@@ -70,6 +70,13 @@ CREATE TABLE IF NOT EXISTS worker_accounts (
     created_at timestamptz DEFAULT now(),
     updated_at timestamptz DEFAULT now()
 );
+-- an older table may lack some of the columns the account checkout uses
+ALTER TABLE worker_accounts
+    ADD COLUMN IF NOT EXISTS is_active boolean DEFAULT true,
+    ADD COLUMN IF NOT EXISTS last_used timestamptz,
+    ADD COLUMN IF NOT EXISTS failure_count integer DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS created_at timestamptz DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS updated_at timestamptz DEFAULT now();
 CREATE INDEX IF NOT EXISTS idx_worker_accounts_active ON worker_accounts (is_active, failure_count);
 
 

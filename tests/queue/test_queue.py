@@ -7,7 +7,9 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import httpx
 import pytest
+from supabase import ClientOptions, create_client
 
 from tasks.queue import InvalidJob, LeaseLost, Queue, QueueError, Stage, parse_job
 from tasks.statuses import NOTAFLOW, SEED
@@ -329,3 +331,59 @@ def test_claim_a_given_row(supabase_projects, make_settings):
 
     assert [(j.env, j.id) for j in jobs] == [("dev", wanted)]
     assert queue.claim(Stage.REGISTRE, 1, "o2", env="dev", job_id=wanted) == []
+
+
+class DropsAnswers(httpx.HTTPTransport):
+    """Sends each of the first `n` requests, then loses the answer like a dropped HTTP/2
+    connection ("Server disconnected"): the server did the work, the client never hears of it."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.remaining = n
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if self.remaining > 0:
+            self.remaining -= 1
+            response.read()
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return response
+
+
+def flaky_queue(project, settings, lost_answers: int) -> Queue:
+    http = httpx.Client(transport=DropsAnswers(lost_answers), timeout=10)
+    options = ClientOptions(httpx_client=http)
+    return Queue(settings, clients={"prod": create_client(project.url, project.service_key,
+                                                          options)})
+
+
+def test_a_claim_whose_answer_is_lost_is_retried_and_finds_its_rows(prod, make_settings):
+    project = prod["prod"]
+    ids = {insert(project, number=str(n), order=n) for n in range(4)}
+    queue = flaky_queue(project, make_settings(prod), lost_answers=1)
+
+    jobs = queue.claim(Stage.REGISTRE, 2, "owner-a")
+
+    assert len(jobs) == 2
+    held = project.sql("SELECT id::text FROM extraction_queue WHERE lease_owner = 'owner-a'")
+    assert {r[0] for r in held} == {j.id for j in jobs}  # nothing claimed twice or leaked
+    rest = Queue(make_settings(prod)).claim(Stage.REGISTRE, 5, "owner-b")
+    assert {j.id for j in rest} == ids - {j.id for j in jobs}
+
+
+def test_writes_whose_answers_are_lost_are_applied_once(prod, make_settings):
+    project = prod["prod"]
+    done_id, failed_id = insert(project, order=0), insert(project, order=1)
+    settings = make_settings(prod)
+    claimed = {j.id: j for j in Queue(settings).claim(Stage.REGISTRE, 2, "w")}
+
+    flaky_queue(project, settings, lost_answers=1).complete(
+        claimed[done_id], SEED.ready_for_ocr, {"supabase_path": "index/a.pdf"}
+    )
+    flaky_queue(project, settings, lost_answers=1).fail(
+        claimed[failed_id], "timeout", permanent=False
+    )
+
+    assert row(project, done_id)["status_id"] == SEED.ready_for_ocr
+    failed = row(project, failed_id)
+    assert failed["status_id"] == SEED.waiting and failed["attemtps"] == 1
