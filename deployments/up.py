@@ -8,6 +8,7 @@ can start now, the backlog stays in extraction_queue.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -20,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import redis
 from prefect import get_client
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import (
     DeploymentFilter,
@@ -33,7 +36,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.workers.process import ProcessWorker
 
-from tasks.allocation import allocate, ocr_capacity
+from tasks.allocation import Split, allocate, ocr_capacity
 from tasks.capacity import CapacityManager, cost_table, settings_budget
 from tasks.queue import Queue
 from tasks.settings import ConfigError, Settings
@@ -137,15 +140,30 @@ class Dispatcher:
         self.settings = settings
         self.queue = queue
         self.deployments: dict[str, str] = {}
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.applied: Split | None = None
 
-    def limits(self, index_waiting: int, acte_waiting: int) -> dict[Slot, int]:
+    def split(self, index_waiting: int, acte_waiting: int) -> Split:
+        """The OCR slots between index and acte, by queue depth, within the capacity left."""
         s = self.settings
         costs = cost_table(s)
         room = ocr_capacity(settings_budget(s), s.worker_count, costs)
-        split = allocate(s.ocr_worker_pool_size, index_waiting, acte_waiting,
-                         min_index=s.ocr_min_index_workers, min_acte=s.ocr_min_acte_workers,
-                         capacity=room, costs=costs)  # fmt: skip
-        return {REGISTRE: s.worker_count, OCR_INDEX: split.index, OCR_ACTE: split.acte}
+        return allocate(s.ocr_worker_pool_size, index_waiting, acte_waiting,
+                        min_index=s.ocr_min_index_workers, min_acte=s.ocr_min_acte_workers,
+                        capacity=room, costs=costs)  # fmt: skip
+
+    def apply(self, client: SyncPrefectClient, split: Split) -> None:
+        """Publish a changed split: the OCR queues' limits in Prefect, `worker_pool:allocation`
+        in Redis (the record operators read)."""
+        if split == self.applied:
+            return
+        for slot, limit in ((OCR_INDEX, split.index), (OCR_ACTE, split.acte)):
+            queue = client.read_work_queue_by_name(slot.queue, work_pool_name=slot.pool)
+            client.update_work_queue(queue.id, concurrency_limit=limit)
+        key = f"{self.settings.redis_key_prefix}worker_pool:allocation"
+        self.redis.set(key, json.dumps(split.as_json()))
+        self.applied = split
+        logger.info("OCR split: %s", split.as_json())
 
     def waiting(self) -> dict[Slot, int]:
         s = self.queue.statuses
@@ -160,9 +178,15 @@ class Dispatcher:
 
     def tick(self) -> int:
         waiting = self.waiting()
-        limits = self.limits(waiting[OCR_INDEX], waiting[OCR_ACTE])
+        split = self.split(waiting[OCR_INDEX], waiting[OCR_ACTE])
+        limits = {
+            REGISTRE: self.settings.worker_count,
+            OCR_INDEX: split.index,
+            OCR_ACTE: split.acte,
+        }
         started = 0
         with get_client(sync_client=True) as client:
+            self.apply(client, split)
             for slot, limit in limits.items():
                 name = slot.deployment.split("/", 1)[1]
                 active = client.count_flow_runs(
