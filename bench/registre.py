@@ -3,8 +3,9 @@ stand-in with a fixed latency on every page.
 
 Each run is its own process with its own Chromium (as a flow run is), downloading documents in a
 loop through the real driver. Throughput is printed as a ratio of the ideal for that latency
-(runs x 60 s / (pages per document x latency)); memory is the proportional set size (PSS) of every
-process of the runs, browsers included, against the 1 GB per run of the cost table.
+(runs x 60 s / (latency x the site's responses per document: pages, frames, the PDF)); memory
+is the proportional set size (PSS) of every process of the runs, browsers included, against the
+1 GB per run of the cost table.
 
     .venv/bin/python bench/registre.py [--latency 0.5] [--seconds 60]
 """
@@ -176,18 +177,19 @@ def main() -> None:
             args.registry, args.supabase = registry_url, supabase_url
             env = {**os.environ, "BENCH_SERVICE_KEY": key}
 
-            # page loads per document, without latency, once logged in (the session is kept)
+            # delayed responses (pages, frames, the PDF) per document, without latency, once
+            # logged in (the session is kept)
             one_document = argparse.Namespace(**{**vars(args), "seconds": 0.1})
             measure(1, one_document, env)
             control.reset_counters(registry_url)
             _, _, docs = measure(1, one_document, env)
             counters = control.counters(registry_url)
-            pages_per_doc = counters["pages"] / max(1, docs)
+            responses_per_doc = counters["responses"] / max(1, docs)
 
             control.set_faults(registry_url, latency_s=args.latency)
-            ideal_doc_s = pages_per_doc * args.latency
+            ideal_doc_s = responses_per_doc * args.latency
             print(
-                f"page latency {args.latency:g} s, {pages_per_doc:.1f} page loads per document"
+                f"latency {args.latency:g} s x {responses_per_doc:.1f} responses per document"
                 f" -> ideal {ideal_doc_s:.1f} s per document per run; {args.seconds:g} s each"
             )
             print(

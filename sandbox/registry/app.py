@@ -44,8 +44,10 @@ class Latency:
         delay = self.state.faults.latency_s
         path = scope.get("path", "")
         static = path.startswith((urls.IMAGES, urls.CSS))
-        if scope["type"] == "http" and path.startswith(urls.ROOT) and not static and delay > 0:
-            await asyncio.sleep(delay)
+        if scope["type"] == "http" and path.startswith(urls.ROOT) and not static:
+            self.state.responses += 1
+            if delay > 0:
+                await asyncio.sleep(delay)
         await self.app(scope, receive, send)
 
 

@@ -33,6 +33,7 @@ class SiteState:
     server_errors: int = 0
     sessions_expired: int = 0
     pages: int = 0
+    responses: int = 0  # every /Sirf/ response the latency applies to (pages, frames, PDFs)
 
     def login(self, username: str) -> Session:
         if self.faults.one_session_per_account:
@@ -95,6 +96,7 @@ class SiteState:
             "stalled_downloads": self.stalled_downloads,
             "server_errors": self.server_errors,
             "pages": self.pages,
+            "responses": self.responses,
         }
 
     def reset_counters(self) -> None:
@@ -103,3 +105,4 @@ class SiteState:
         self.searches.clear()
         self.downloads.clear()
         self.stalled_downloads = self.server_errors = self.sessions_expired = self.pages = 0
+        self.responses = 0
