@@ -10,6 +10,8 @@ from contextlib import contextmanager
 
 import httpx
 
+from sandbox.process import stop
+
 __all__ = ["API_KEY_ENV", "StandinError", "serve"]
 
 API_KEY_ENV = "SANDBOX_GEMINI_API_KEY"
@@ -54,12 +56,7 @@ def serve(
         _wait_ready(base_url, process)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, STOP_TIMEOUT_S)
 
 
 def _wait_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:

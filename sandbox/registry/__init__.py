@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from sandbox.process import stop
+
 __all__ = ["serve"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -44,12 +46,7 @@ def serve(
             base_url = _wait_until_ready(process, host, port_file)
             yield base_url
         finally:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, STOP_TIMEOUT_S)
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], host: str, port_file: Path) -> str:

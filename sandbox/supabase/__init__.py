@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from sandbox.process import stop
+
 from .server import KEY_ENV, READY_PREFIX, main
 
 __all__ = ["KEY_ENV", "main", "serve"]
@@ -83,9 +85,4 @@ def serve(
         _wait_until_answering(url, service_key, process, deadline)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, STOP_TIMEOUT_S)

@@ -1,31 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from google import genai
 
-from sandbox import gemini as standin
 from tasks import gemini
 
-API_KEY = "test-key-not-secret"
+API_KEY = "test-gemini-key-not-secret"  # the key tests/conftest.py starts it with
 MODEL = "gemini-2.0-flash"
 FAST = gemini.RetryPolicy(max_attempts=4, backoff_base_s=0.01, backoff_max_s=0.05, max_wait_s=10)
 
 
-@pytest.fixture(scope="session")
-def standin_url() -> Iterator[str]:
-    """One stand-in for the session, knowing the registry catalogue's pages."""
-    with standin.serve(API_KEY, rpm=10_000, tpm=100_000_000) as url:
-        yield url
-
-
 @pytest.fixture
-def base_url(standin_url: str) -> str:
-    """The session stand-in with fresh counters, no faults and no files."""
-    httpx.post(f"{standin_url}/_sandbox/reset").raise_for_status()
-    return standin_url
+def base_url(gemini_api: str) -> str:
+    """The session's stand-in (tests/conftest.py), with fresh counters, no faults, no files."""
+    return gemini_api
 
 
 @pytest.fixture

@@ -15,28 +15,12 @@ from redis.asyncio import Redis
 from supabase import create_client
 
 from sandbox.registry import control
-from sandbox.registry import serve as serve_registry
 from sandbox.registry.catalogue import ACCOUNTS
 from sandbox.supabase import serve as serve_supabase
 from tasks.registry import AccountPool, BrowserHost, RegistryConfig, SessionStore
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="session")
-def registry_site() -> Iterator[str]:
-    with serve_registry() as base_url:
-        yield base_url
-
-
-@pytest.fixture
-def registry(registry_site: str) -> str:
-    """The registry stand-in with no faults, no sessions and zeroed counters."""
-    control.reset_faults(registry_site)
-    control.expire_sessions(registry_site)
-    control.reset_counters(registry_site)
-    return registry_site
 
 
 @dataclass

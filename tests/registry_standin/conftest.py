@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Frame, Page, sync_playwright
 
-from sandbox.registry import control, serve, urls
+from sandbox.registry import urls
 from sandbox.registry.catalogue import ACCOUNTS
 
 CHROMIUM = "/usr/bin/chromium"
@@ -20,18 +20,7 @@ TIMEOUT_MS = 15_000
 SAVE_LINK = 'a[title="Sauvegarder ou imprimer le document"]'
 
 
-@pytest.fixture(scope="session")
-def registry() -> Iterator[str]:
-    with serve() as base_url:
-        yield base_url
-
-
-@pytest.fixture(autouse=True)
-def clean_registry(registry: str) -> None:
-    """Every test starts with no faults, no sessions and zeroed counters."""
-    control.reset_faults(registry)
-    control.expire_sessions(registry)
-    control.reset_counters(registry)
+# `registry` (the session's stand-in, reset for each test) comes from tests/conftest.py.
 
 
 @pytest.fixture(scope="session")
