@@ -3,6 +3,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from google import genai
+from google.genai import types
 
 from tasks import gemini
 
@@ -33,3 +34,17 @@ def set_faults(base_url: str, **faults: object) -> None:
 
 def stats(base_url: str) -> dict:
     return httpx.get(f"{base_url}/_sandbox/stats").json()
+
+
+def call(
+    client: genai.Client, limiter: gemini.RateLimiter, contents: object = "Bonjour", **config
+) -> gemini.GenerateResult:
+    """One generate() with the test retry policy; keyword arguments make the config."""
+    return gemini.generate(
+        contents,
+        model=MODEL,
+        limiter=limiter,
+        client=client,
+        config=types.GenerateContentConfig(**config) if config else None,
+        policy=FAST,
+    )

@@ -8,25 +8,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import redis
-from google.genai import types
 from PIL import Image
 
 from sandbox import gemini as standin
 from tasks import gemini, ratelimit
 from tests.conftest import TEST_REDIS_URL
 
-from .conftest import API_KEY, FAST, MODEL, set_faults, stats
-
-
-def call(client, limiter, contents="Bonjour", **config) -> gemini.GenerateResult:
-    return gemini.generate(
-        contents,
-        model=MODEL,
-        limiter=limiter,
-        client=client,
-        config=types.GenerateContentConfig(**config) if config else None,
-        policy=FAST,
-    )
+from .conftest import API_KEY, FAST, MODEL, call, set_faults, stats
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,7 @@ from sandbox.registry import catalogue
 from tasks import gemini, index_text, pages
 from tasks.index_rows import IndexPage
 
-from .conftest import FAST, MODEL
-
-
-def call(
-    client: genai.Client, limiter: gemini.RateLimiter, contents, **config
-) -> gemini.GenerateResult:
-    return gemini.generate(
-        contents,
-        model=MODEL,
-        limiter=limiter,
-        client=client,
-        config=types.GenerateContentConfig(**config) if config else None,
-        policy=FAST,
-    )
+from .conftest import MODEL, call
 
 
 def first_page_jpeg(document) -> bytes:
