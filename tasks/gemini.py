@@ -22,7 +22,6 @@ import math
 import os
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,7 +50,6 @@ __all__ = [
     "GeminiRejected",
     "GeminiRetryLater",
     "GenerateResult",
-    "InProcessLimiter",
     "MalformedOutput",
     "RateLimited",
     "RateLimiter",
@@ -155,37 +153,6 @@ class RateLimiter(Protocol):
     def reconcile(self, permit: Any, actual_tokens: int) -> Any: ...
 
     def pause_all(self, seconds: float) -> Any: ...
-
-
-class InProcessLimiter:
-    """For tests only: no budget and nothing shared; honours pauses within this process."""
-
-    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._paused_until = 0.0
-        self._lock = threading.Lock()
-        self._sleep = sleep
-        self.acquired = 0
-        self.reconciled: list[int] = []
-        self.pauses: list[float] = []
-
-    def acquire(self, tokens_estimate: int, max_wait_s: float) -> int:
-        wait_s = self._paused_until - time.monotonic()
-        if wait_s > max_wait_s:
-            raise ratelimit.RateLimitTimeout(f"paused for {wait_s:.1f} s more", wait_s)
-        if wait_s > 0:
-            self._sleep(wait_s)
-        with self._lock:
-            self.acquired += 1
-        return tokens_estimate
-
-    def reconcile(self, permit: int, actual_tokens: int) -> None:
-        with self._lock:
-            self.reconciled.append(actual_tokens)
-
-    def pause_all(self, seconds: float) -> None:
-        with self._lock:
-            self.pauses.append(seconds)
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
 
 @dataclass(frozen=True, kw_only=True)

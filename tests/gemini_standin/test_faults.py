@@ -14,7 +14,7 @@ from sandbox import gemini as standin
 from tasks import gemini, ratelimit
 from tests.conftest import TEST_REDIS_URL
 
-from .conftest import API_KEY, FAST, MODEL, call, set_faults, stats
+from .conftest import API_KEY, FAST, MODEL, InProcessLimiter, call, set_faults, stats
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def tight_url() -> Iterator[str]:
 
 def test_429_pauses_every_caller_then_succeeds(tight_url) -> None:
     client = gemini.make_client(API_KEY, tight_url, timeout_s=10)
-    limiter = gemini.InProcessLimiter()
+    limiter = InProcessLimiter()
     started = time.monotonic()
     results = [call(client, limiter) for _ in range(5)]
     assert all(r.text for r in results)
