@@ -47,7 +47,8 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 DISPATCH_EVERY_S = 2.0
-ACTIVE_STATES = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING]
+STARTING = [StateType.SCHEDULED, StateType.PENDING]  # created, document not claimed yet
+WORKING = [StateType.RUNNING, StateType.CANCELLING, StateType.PAUSED]  # may hold a document
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,9 @@ OCR_INDEX = Slot("ocr-index/ocr-index", "ocr", "index")
 OCR_ACTE = Slot("ocr-acte/ocr-acte", "ocr", "acte")
 
 
-def runs_to_start(waiting: int, active: int, limit: int) -> int:
-    """As many new runs as documents wait, within the free slots."""
-    return max(0, min(waiting, limit - active))
+def runs_to_start(waiting: int, starting: int, working: int, limit: int) -> int:
+    """A new run for each waiting document no starting run will take, within the free slots."""
+    return max(0, min(waiting - starting, limit - starting - working))
 
 
 @contextmanager
@@ -168,13 +169,24 @@ class Dispatcher:
     def waiting(self) -> dict[Slot, int]:
         s = self.queue.statuses
         totals = {REGISTRE: 0, OCR_INDEX: 0, OCR_ACTE: 0}
-        for counts in self.queue.counts().values():
+        for counts in self.queue.counts(claimable=True).values():
             for (status, source), rows in counts.items():
                 if status == s.waiting:
                     totals[REGISTRE] += rows
                 elif status == s.ready_for_ocr and source in ("index", "acte"):
                     totals[OCR_INDEX if source == "index" else OCR_ACTE] += rows
         return totals
+
+    @staticmethod
+    def count_runs(client: SyncPrefectClient, slot: Slot, states: list[StateType]) -> int:
+        return client.count_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states))
+            ),
+            deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=[slot.deployment.split("/", 1)[1]])
+            ),
+        )
 
     def tick(self) -> int:
         waiting = self.waiting()
@@ -188,14 +200,9 @@ class Dispatcher:
         with get_client(sync_client=True) as client:
             self.apply(client, split)
             for slot, limit in limits.items():
-                name = slot.deployment.split("/", 1)[1]
-                active = client.count_flow_runs(
-                    flow_run_filter=FlowRunFilter(
-                        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE_STATES))
-                    ),
-                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[name])),
-                )
-                for _ in range(runs_to_start(waiting[slot], active, limit)):
+                starting, working = (self.count_runs(client, slot, states)
+                                     for states in (STARTING, WORKING))  # fmt: skip
+                for _ in range(runs_to_start(waiting[slot], starting, working, limit)):
                     if slot.deployment not in self.deployments:
                         deployment = client.read_deployment_by_name(slot.deployment)
                         self.deployments[slot.deployment] = str(deployment.id)

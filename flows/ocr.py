@@ -19,23 +19,33 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
+from redis import RedisError
 
 from flows.common import (
+    Failure,
     capacity_reserved,
     name_run_after,
-    retry_delay,
     run_owner,
+    settle_failure,
     this_host_registered,
 )
 from tasks.capacity import CapacityExceeded, WorkerKind
-from tasks.gemini import BadOutput, GeminiRejected, GeminiRetryLater, Usage, document_part
+from tasks.gemini import (
+    BadOutput,
+    GeminiError,
+    GeminiRejected,
+    GeminiRetryLater,
+    Usage,
+    document_part,
+)
 from tasks.index_rows import IndexPage
 from tasks.index_text import render_pages
 from tasks.lease import LeaseKeeper
 from tasks.ocr import Gemini, OcrFailed, boost_acte, boost_index, read_acte, read_index_page
 from tasks.pages import PageOptions, PdfError, page_count
 from tasks.pages import render_pages as page_images
-from tasks.queue import Job, Queue, Stage
+from tasks.queue import Job, LeaseLost, Queue, QueueError, Stage
+from tasks.ratelimit import RateLimitError
 from tasks.settings import Settings, get_settings
 from tasks.storage import Storage
 
@@ -60,8 +70,11 @@ def boost(gemini: Gemini, raw_text: str, pages: int) -> tuple[list[IndexPage], U
     return boosted, result.usage
 
 
-def read_all_pages(gemini: Gemini, job: Job, pdf: bytes, settings: Settings) -> list[IndexPage]:
-    """Pages rendered and read with at most `ocr_page_concurrency` in flight, in order."""
+def read_all_pages(
+    gemini: Gemini, job: Job, pdf: bytes, settings: Settings, lease: LeaseKeeper
+) -> list[IndexPage]:
+    """Pages rendered and read with at most `ocr_page_concurrency` in flight, in order; stops
+    when the lease is lost (the row would be read twice)."""
     total = page_count(pdf)
     progress = create_progress_artifact(
         progress=0.0, key=f"ocr-progress-{job.id}", description=f"{job.label}: pages read"
@@ -79,6 +92,7 @@ def read_all_pages(gemini: Gemini, job: Job, pdf: bytes, settings: Settings) -> 
 
     options = PageOptions(dpi=settings.ocr_dpi)
     for number, jpeg in page_images(pdf, options):
+        lease.check()
         if len(in_flight) >= settings.ocr_page_concurrency:
             collect_oldest()
         in_flight.append(read_page.submit(gemini, number, jpeg))
@@ -90,8 +104,10 @@ def read_all_pages(gemini: Gemini, job: Job, pdf: bytes, settings: Settings) -> 
     return pages
 
 
-def ocr_index_document(gemini: Gemini, job: Job, pdf: bytes, settings: Settings) -> dict[str, Any]:
-    pages = read_all_pages(gemini, job, pdf, settings)
+def ocr_index_document(
+    gemini: Gemini, job: Job, pdf: bytes, settings: Settings, lease: LeaseKeeper
+) -> dict[str, Any]:
+    pages = read_all_pages(gemini, job, pdf, settings, lease)
     raw_text = render_pages(pages)
     boosted, _ = boost(gemini, raw_text, len(pages))
     create_table_artifact(
@@ -112,10 +128,10 @@ def ocr_index_document(gemini: Gemini, job: Job, pdf: bytes, settings: Settings)
 
 
 def ocr_acte_document(gemini: Gemini, job: Job, pdf: bytes) -> dict[str, Any]:
-    page_count(pdf)  # a corrupt or empty PDF fails here, before any Gemini call
+    pages = page_count(pdf)  # a corrupt or empty PDF fails here, before any Gemini call
     name = f"acte-{job.document_number}"
     with document_part(gemini.client, pdf, mime_type="application/pdf", display_name=name) as part:
-        raw = read_acte(gemini, part)
+        raw = read_acte(gemini, part, pages)
     boosted = boost_acte(gemini, raw.text)
     create_markdown_artifact(
         key=f"acte-{job.id}", markdown=boosted.text, description=f"{job.label}: boosted text"
@@ -123,19 +139,26 @@ def ocr_acte_document(gemini: Gemini, job: Job, pdf: bytes) -> dict[str, Any]:
     return {"file_content": raw.text, "boosted_file_content": boosted.text}
 
 
-def failure(exc: Exception) -> tuple[str, bool, int | None]:
-    """(message for ocr_error, permanent?, retry delay or None for the default backoff)."""
+SETUP_STATUS = (401, 403, 404)  # a revoked key or a wrong model name: not the document's fault
+
+
+def failure(exc: Exception) -> tuple[str, Failure, float | None]:
+    """(message for ocr_error, whose failure it is, retry delay asked for or None)."""
     if isinstance(exc, PdfError):
-        return f"the PDF cannot be read: {exc}", True, None
+        return f"the PDF cannot be read: {exc}", Failure.PERMANENT, None
+    if isinstance(exc, GeminiRejected) and exc.status_code in SETUP_STATUS:
+        return f"Gemini configuration: {exc}", Failure.SERVICE, None
     if isinstance(exc, GeminiRejected):
-        return f"Gemini refused the document: {exc}", True, None
+        return f"Gemini refused the document: {exc}", Failure.PERMANENT, None
     if isinstance(exc, OcrFailed):
-        return str(exc), True, None
+        return str(exc), Failure.PERMANENT if exc.permanent else Failure.DOCUMENT, None
     if isinstance(exc, BadOutput):
-        return f"Gemini's answer was unusable: {exc}", False, None
+        return f"Gemini's answer was unusable: {exc}", Failure.DOCUMENT, None
     if isinstance(exc, GeminiRetryLater):
-        return f"Gemini unavailable: {exc}", False, int(exc.retry_after_s)
-    return f"unexpected error: {type(exc).__name__}: {exc}", False, None
+        return f"Gemini unavailable: {exc}", Failure.SERVICE, exc.retry_after_s
+    if isinstance(exc, GeminiError | RateLimitError | QueueError | RedisError):
+        return f"service unavailable: {type(exc).__name__}: {exc}", Failure.SERVICE, None
+    return f"unexpected error: {type(exc).__name__}: {exc}", Failure.DOCUMENT, None
 
 
 def ocr_one(kind: str, settings: Settings, owner: str, env: str | None, job_id: str | None):
@@ -147,19 +170,20 @@ def ocr_one(kind: str, settings: Settings, owner: str, env: str | None, job_id: 
         return {"claimed": False}
     job = jobs[0]
     name_run_after(job)
-    with LeaseKeeper(queue, job):
+    with LeaseKeeper(queue, job) as lease:
         try:
             gemini = Gemini.from_settings(settings)
             pdf = fetch_pdf(job, queue)
             if kind == "index":
-                fields = ocr_index_document(gemini, job, pdf, settings)
+                fields = ocr_index_document(gemini, job, pdf, settings, lease)
             else:
                 fields = ocr_acte_document(gemini, job, pdf)
+            lease.check()
+        except LeaseLost:
+            raise  # the row is another run's now: nothing of ours to write
         except Exception as exc:
-            message, permanent, delay = failure(exc)
-            attempts = int(job.row.get("ocr_attempts") or 0)
-            delay = 0 if permanent else (delay or retry_delay(attempts))
-            queue.fail(job, message, permanent=permanent, retry_delay_seconds=delay)
+            message, kind_of_failure, delay = failure(exc)
+            settle_failure(queue, job, message, kind_of_failure, delay)
             logger.error("%s: %s", job.label, message)
             raise
     now = datetime.now(UTC).isoformat()

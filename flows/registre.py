@@ -15,22 +15,29 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
+from redis import RedisError
 from redis.asyncio import Redis
 
 from flows.common import (
+    Failure,
     capacity_reserved,
     name_run_after,
-    retry_delay,
     run_owner,
+    settle_failure,
     this_host_registered,
 )
 from tasks.capacity import CapacityExceeded, WorkerKind
 from tasks.lease import LeaseKeeper
-from tasks.queue import Job, LeaseLost, Queue, Stage
+from tasks.queue import Job, LeaseLost, Queue, QueueError, Stage
 from tasks.registry.accounts import AccountPool
 from tasks.registry.browser import BrowserHost
 from tasks.registry.driver import download_document
-from tasks.registry.errors import PermanentRegistryError, RegistryError
+from tasks.registry.errors import (
+    AccountStoreError,
+    NoAccountAvailable,
+    PermanentRegistryError,
+    RegistryError,
+)
 from tasks.registry.models import DownloadResult, RegistryRequest
 from tasks.registry.session import SessionStore
 from tasks.settings import Settings, get_settings
@@ -57,12 +64,13 @@ async def download(
     try:
         async with BrowserHost(headless=settings.browser_headless) as browser:
             sessions = SessionStore(redis, prefix=settings.redis_key_prefix)
-            request = RegistryRequest.from_row(
-                {
-                    **job.row,
-                    "document_number": job.document_number,
-                    "circonscription_fonciere": job.circonscription,
-                }
+            request = RegistryRequest(
+                document_source=job.document_source,
+                document_number=job.document_number,
+                circonscription_fonciere=job.circonscription,
+                cadastre=job.cadastre,
+                designation_secondaire=job.designation_secondaire,
+                acte_type=job.acte_type,
             )
             return await download_document(
                 request,
@@ -102,9 +110,16 @@ def store_evidence(job: Job, queue: Queue, files: list[Path]) -> list[str]:
     return stored
 
 
+def classify(exc: Exception) -> Failure:
+    if isinstance(exc, PermanentRegistryError):
+        return Failure.PERMANENT
+    if isinstance(exc, NoAccountAvailable | AccountStoreError | QueueError | RedisError):
+        return Failure.SERVICE
+    return Failure.DOCUMENT
+
+
 def record_failure(job: Job, queue: Queue, exc: Exception) -> dict[str, Any] | None:
-    """Fail the job: permanent registry refusals go straight to error, anything else is retried
-    later (one attempt counted) until the attempts run out."""
+    """Settle the row after a failed download, with the registry's words and the evidence."""
     if isinstance(exc, RegistryError):
         evidence: list[str] = []
         try:
@@ -112,12 +127,9 @@ def record_failure(job: Job, queue: Queue, exc: Exception) -> dict[str, Any] | N
         except Exception:  # evidence is best effort: the failure itself must be recorded
             get_run_logger().warning("%s: evidence not stored", job.label, exc_info=True)
         message = exc.message + (f" (evidence: {', '.join(evidence)})" if evidence else "")
-        permanent = isinstance(exc, PermanentRegistryError)
     else:
-        message, permanent = f"unexpected error: {type(exc).__name__}: {exc}", False
-    attempts = int(job.row.get("attemtps") or 0)
-    delay = 0 if permanent else retry_delay(attempts)
-    return queue.fail(job, message, permanent=permanent, retry_delay_seconds=delay)
+        message = f"unexpected error: {type(exc).__name__}: {exc}"
+    return settle_failure(queue, job, message, classify(exc))
 
 
 @flow(name="registre")
@@ -144,10 +156,13 @@ async def download_one(
         logger.info("nothing to download")
         return {"claimed": False}
     name_run_after(job)
-    with LeaseKeeper(queue, job), tempfile.TemporaryDirectory() as evidence_dir:
+    with LeaseKeeper(queue, job) as lease, tempfile.TemporaryDirectory() as evidence_dir:
         try:
             result = await download(job, queue, settings, Path(evidence_dir))
+            lease.check()
             path = store_pdf(job, queue, result.pdf)
+        except LeaseLost:
+            raise  # the row is another run's now: nothing of ours to write
         except Exception as exc:
             row = record_failure(job, queue, exc)
             logger.error("%s failed; row now in status %s", job.label, row and row["status_id"])

@@ -343,7 +343,7 @@ def generate(
             response = client.models.generate_content(model=model, contents=contents, config=config)
         except errors.APIError as exc:
             if exc.code == 429:
-                limiter.reconcile(permit, 0)  # Google did not count a refused request
+                _bookkeep(limiter.reconcile, permit, 0)  # Google did not count a refused request
                 delay_s = retry_delay_s(exc) or policy.backoff_s(attempt)
                 failure = RateLimited(_status(exc), delay_s)
                 logger.warning(
@@ -351,12 +351,12 @@ def generate(
                     model, delay_s, attempt, policy.max_attempts,
                     extra={"action": "gemini_rate_limited", "delay_s": delay_s},
                 )  # fmt: skip
-                limiter.pause_all(delay_s)
+                _bookkeep(limiter.pause_all, delay_s)
                 continue
             if exc.code in RETRYABLE_STATUS:
                 failure = Unavailable(_status(exc), policy.backoff_s(attempt))
             else:
-                limiter.reconcile(permit, 0)
+                _bookkeep(limiter.reconcile, permit, 0)
                 raise GeminiRejected(_status(exc), exc.code) from exc
         except _TRANSIENT as exc:
             failure = Unavailable(f"Gemini call failed: {type(exc).__name__}", policy.backoff_s(1))
@@ -373,6 +373,15 @@ def generate(
     raise failure
 
 
+def _bookkeep(call: Callable[..., Any], *args: Any) -> None:
+    """Best effort: a failed reconcile or pause must not throw away a paid answer; the limiter's
+    window forgets the estimate within a minute, and its acquire fails closed if Redis is gone."""
+    try:
+        call(*args)
+    except Exception as exc:
+        logger.warning("rate-limit bookkeeping failed: %s", type(exc).__name__)
+
+
 def _result(
     response: types.GenerateContentResponse,
     model: str,
@@ -387,7 +396,7 @@ def _result(
         output_tokens=(meta.candidates_token_count or 0) if meta else 0,
         total_tokens=(meta.total_token_count or 0) if meta else 0,
     )
-    limiter.reconcile(permit, usage.total_tokens)
+    _bookkeep(limiter.reconcile, permit, usage.total_tokens)
     text = _check_output(response, model)
     parsed = None
     if config is not None and config.response_mime_type == "application/json":

@@ -4,7 +4,7 @@ import logging
 import threading
 from types import TracebackType
 
-from tasks.queue import Job, LeaseLost, Queue, QueueError
+from tasks.queue import Job, LeaseLost, Queue
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,14 @@ class LeaseKeeper:
                 logger.error("%s: lease lost while working", self.job.label)
                 self.lost.set()
                 return
-            except QueueError as exc:  # Supabase unreachable: try again at the next beat
+            except Exception as exc:  # Supabase unreachable: try again at the next beat
                 logger.warning("%s: lease renewal failed: %s", self.job.label, exc)
+
+    def check(self) -> None:
+        """Raise LeaseLost once the lease is gone: the row may be another run's by now, so the
+        work should stop rather than be done twice."""
+        if self.lost.is_set():
+            raise LeaseLost(f"{self.job.label}: lease lost while working")
 
     def __enter__(self) -> LeaseKeeper:
         self._thread.start()

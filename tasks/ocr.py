@@ -9,7 +9,15 @@ import redis
 from google.genai import types
 from pydantic import BaseModel
 
-from tasks.gemini import GenerateResult, RateLimiter, RetryPolicy, client_from_settings, generate
+from tasks.gemini import (
+    TOKENS_PER_IMAGE_TILE,
+    GenerateResult,
+    RateLimiter,
+    RetryPolicy,
+    client_from_settings,
+    estimate_tokens,
+    generate,
+)
 from tasks.index_rows import NATURES, IndexPage
 from tasks.ratelimit import GeminiLimiter
 from tasks.settings import Settings
@@ -31,7 +39,12 @@ class BoostedIndex(BaseModel):
 
 
 class OcrFailed(Exception):
-    """Gemini's answer cannot be used for this document (the message says why)."""
+    """Gemini's answer cannot be used for this document (the message says why). `permanent`:
+    reading again will not help (an unreadable page), as opposed to an answer that varies."""
+
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @cache
@@ -62,7 +75,12 @@ class Gemini:
         )
 
     def call(
-        self, contents: list[Any], *, model: str, config: types.GenerateContentConfig
+        self,
+        contents: list[Any],
+        *,
+        model: str,
+        config: types.GenerateContentConfig,
+        tokens_estimate: int | None = None,
     ) -> GenerateResult:
         return generate(
             contents,
@@ -70,6 +88,7 @@ class Gemini:
             limiter=self.limiter,
             client=self.client,
             config=config,
+            tokens_estimate=tokens_estimate,
             policy=self.policy,
         )
 
@@ -104,18 +123,27 @@ def boost_index(
     result = gemini.call(contents, model=gemini.boost_model, config=config)
     pages = _as(BoostedIndex, result).pages
     if len(pages) != page_count:
-        raise OcrFailed(f"the boost returned {len(pages)} pages for a {page_count}-page document")
+        raise OcrFailed(
+            f"the boost returned {len(pages)} pages for a {page_count}-page document",
+            permanent=False,
+        )
     return pages, result
 
 
-def read_acte(gemini: Gemini, document: types.Part) -> GenerateResult:
-    """The full transcription of an acte given as a whole PDF (inline or a Files API part)."""
+def read_acte(gemini: Gemini, document: types.Part, pages: int) -> GenerateResult:
+    """The full transcription of an acte given as a whole PDF (inline or a Files API part).
+
+    The limiter is told the PDF's real weight: a Files API part alone says nothing of it."""
     config = types.GenerateContentConfig(
         temperature=EXTRACT_TEMPERATURE, max_output_tokens=DOCUMENT_OUTPUT_TOKENS
     )
+    instructions = prompt("acte_extract")
+    estimate = estimate_tokens([instructions], DOCUMENT_OUTPUT_TOKENS)
+    estimate += TOKENS_PER_IMAGE_TILE * pages  # Gemini counts a PDF page as an image
     return gemini.call(
-        [document, prompt("acte_extract")], model=gemini.extract_model, config=config
-    )
+        [document, instructions], model=gemini.extract_model, config=config,
+        tokens_estimate=estimate,
+    )  # fmt: skip
 
 
 def boost_acte(gemini: Gemini, raw_text: str) -> GenerateResult:

@@ -130,8 +130,16 @@ def connect(env: Environment, timeout_seconds: float) -> Client:
     return create_client(env.supabase_url, env.service_key.get_secret_value(), options)
 
 
+def _server_error(exc: APIError) -> bool:
+    """A gateway or server failure (502/503/504/520...), as opposed to a refused request."""
+    code = str(exc.code or "")
+    # PGRST000-003: PostgREST cannot reach PostgreSQL; 08/53/57: connection, resources, shutdown
+    return (code.isdigit() and int(code) >= 500) or code.startswith(("PGRST00", "08", "53", "57"))
+
+
 def with_network_retries(call: Callable[[], T], what: str) -> T:
-    """Run a call again when the connection drops (HTTP/2 "Server disconnected", resets, timeouts).
+    """Run a call again when the connection drops (HTTP/2 "Server disconnected", resets, timeouts)
+    or Supabase answers with a server error; anything else becomes a QueueError.
 
     Every queue call is safe to repeat: writes are conditional on the owner and status, and a
     repeated claim returns the rows the owner already holds.
@@ -139,7 +147,9 @@ def with_network_retries(call: Callable[[], T], what: str) -> T:
     for attempt in range(NETWORK_RETRIES + 1):
         try:
             return call()
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, APIError) as exc:
+            if isinstance(exc, APIError) and not _server_error(exc):
+                raise QueueError(f"{what}: Supabase refused the request: {exc.message}") from exc
             if attempt == NETWORK_RETRIES:
                 raise QueueError(f"{what}: Supabase unreachable ({type(exc).__name__})") from exc
             delay = NETWORK_BACKOFF * 2**attempt
@@ -291,6 +301,25 @@ class Queue:
             return None
         return rows[0]
 
+    def release(self, job: Job, message: str, *, retry_delay_seconds: int) -> dict[str, Any] | None:
+        """Give the row back without counting an attempt, for failures that are not the
+        document's (the registry or Gemini down, no free account, a configuration mistake)."""
+        _, processing, retry_status = self._statuses_for(job.stage)
+        rows = self._rpc(
+            job.env,
+            "registre_release_v1",
+            {
+                "p_id": job.id,
+                "p_owner": job.owner,
+                "p_stage": job.stage.value,
+                "p_message": message[:4000],
+                "p_processing": processing,
+                "p_retry_status": retry_status,
+                "p_retry_delay_seconds": retry_delay_seconds,
+            },
+        )
+        return rows[0] if rows else None
+
     def recover_expired(self) -> dict[str, list[dict[str, Any]]]:
         """Take back every row whose lease expired, in every environment."""
         s = self.statuses
@@ -309,12 +338,13 @@ class Queue:
             recovered[env] = rows
         return recovered
 
-    def counts(self) -> dict[str, dict[tuple[int, str | None], int]]:
-        """Rows per (status_id, document_source) in every environment."""
+    def counts(self, claimable: bool = False) -> dict[str, dict[tuple[int, str | None], int]]:
+        """Rows per (status_id, document_source) in every environment; with `claimable`, only
+        the rows a claim would take now (not held back by a retry delay)."""
         return {
             env: {
                 (r["status_id"], r["document_source"]): r["jobs"]
-                for r in self._rpc(env, "registre_queue_counts_v1", {})
+                for r in self._rpc(env, "registre_queue_counts_v1", {"p_claimable": claimable})
             }
             for env in self.clients
         }
@@ -325,10 +355,7 @@ class Queue:
         error_id = self.statuses.error
         for env in self.clients:
             request = self.client(env).table("extraction_status").select("id,name")
-            try:
-                rows = with_network_retries(lambda r=request: r.execute().data, f"{env}: statuses")
-            except APIError as exc:
-                raise QueueError(f"{env}: cannot read extraction_status: {exc.message}") from exc
+            rows = with_network_retries(lambda r=request: r.execute().data, f"{env}: statuses")
             names = {r["id"]: r["name"] for r in rows}
             if error_id in names and "rreur" not in names[error_id].lower():
                 other = next(m for m in NAMES if m != self.status_mapping)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import ClassVar
 from urllib.parse import unquote, urlparse
 
 from supabase import Client
@@ -28,7 +29,7 @@ def _safe(value: str | None) -> str:
 def object_name(job: Job, now_ms: int | None = None) -> str:
     """`<doc>-<circ>[-<cadastre>]-<ms>.pdf`, every character outside [A-Za-z0-9_-] made `_`."""
     ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    parts = [job.document_number, _safe(job.circonscription)]
+    parts = [_safe(job.document_number), _safe(job.circonscription)]
     if job.document_source != "acte":
         parts.append(_safe(job.cadastre))
     return "-".join([*parts, str(ms)]) + ".pdf"
@@ -58,15 +59,22 @@ def parse_supabase_path(path: str, document_source: str) -> tuple[str, str]:
 class Storage:
     """The document buckets of one environment."""
 
+    _ready: ClassVar[set[str]] = set()  # projects whose buckets this process has checked
+
     def __init__(self, client: Client) -> None:
         self.client = client
 
     def ensure_buckets(self) -> None:
-        """Create the private buckets that are missing (a new environment has none)."""
+        """Create the private buckets that are missing (a new environment has none); checked
+        once per project and process."""
+        project = str(self.client.supabase_url)
+        if project in self._ready:
+            return
         existing = {b.id for b in with_network_retries(self.client.storage.list_buckets, "buckets")}
         for bucket in ALL_BUCKETS:
             if bucket not in existing:
                 self.client.storage.create_bucket(bucket, options={"public": False})
+        self._ready.add(project)
 
     def upload_pdf(self, job: Job, pdf: bytes) -> str:
         """Upload the document's PDF; returns the `supabase_path` to store (`bucket/file`)."""

@@ -250,10 +250,40 @@ END;
 $$;
 
 
--- Rows per (status, source), for the rebalance flow and the operators.
-CREATE OR REPLACE FUNCTION registre_queue_counts_v1()
+-- Rows per (status, source), for the dispatcher and the operators; with p_claimable, only the
+-- rows a claim would take now (not held back by a retry delay).
+CREATE OR REPLACE FUNCTION registre_queue_counts_v1(p_claimable boolean DEFAULT false)
 RETURNS TABLE (status_id integer, document_source text, jobs bigint)
 LANGUAGE sql STABLE AS $$
     SELECT q.status_id, q.document_source, count(*) FROM extraction_queue q
+     WHERE NOT p_claimable OR q.retry_after IS NULL OR q.retry_after <= now()
      GROUP BY q.status_id, q.document_source;
+$$;
+
+
+-- Give a held row back to its stage's waiting status without counting an attempt: the failure
+-- was not the document's (a service down, no free account, a configuration mistake).
+CREATE OR REPLACE FUNCTION registre_release_v1(
+    p_id uuid,
+    p_owner text,
+    p_stage text,
+    p_message text,
+    p_processing integer,
+    p_retry_status integer,
+    p_retry_delay_seconds integer DEFAULT 0
+) RETURNS SETOF extraction_queue
+LANGUAGE sql AS $$
+    UPDATE extraction_queue q
+       SET status_id = p_retry_status,
+           error_message = CASE WHEN p_stage = 'registre' THEN p_message ELSE q.error_message END,
+           worker_id = CASE WHEN p_stage = 'registre' THEN NULL ELSE q.worker_id END,
+           ocr_error = CASE WHEN p_stage = 'ocr' THEN p_message ELSE q.ocr_error END,
+           ocr_last_error_at = CASE WHEN p_stage = 'ocr' THEN now() ELSE q.ocr_last_error_at END,
+           ocr_worker_id = CASE WHEN p_stage = 'ocr' THEN NULL ELSE q.ocr_worker_id END,
+           lease_expires_at = NULL,
+           retry_after = now() + make_interval(secs => p_retry_delay_seconds),
+           updated_at = now()
+     WHERE q.id = p_id AND q.lease_owner = p_owner AND q.lease_stage = p_stage
+       AND q.status_id = p_processing AND q.lease_expires_at IS NOT NULL
+    RETURNING q.*;
 $$;

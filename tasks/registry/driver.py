@@ -111,7 +111,7 @@ async def _download_with_account(
             await context.clear_cookies()
             await context.add_cookies(state.get("cookies", []))
             pdf, selections = await _run_flow(context, page, job, cfg)
-        await sessions.save(account.id, await context.storage_state())
+        await _keep_session(sessions, account.id, context)
         await discard_trace(context)
     except Exception as exc:
         error = translate(exc, context=job.label)
@@ -177,6 +177,24 @@ async def download_document(
             last_refusal = exc
             await sessions.drop(account.id)
         finally:
-            await accounts.release(account)
+            await _release(accounts, account)
     assert last_refusal is not None
     raise last_refusal
+
+
+async def _keep_session(sessions: SessionStore, account_id: str, context: BrowserContext) -> None:
+    """Best effort: the PDF is here; a lost session only costs the next document a login."""
+    try:
+        await sessions.save(account_id, await context.storage_state())
+    except Exception:
+        logger.warning("session not stored", extra={"action": "store_session_failed"})
+
+
+async def _release(accounts: AccountPool, account: Account) -> None:
+    """Best effort: the checkout lease frees the account by itself if this fails."""
+    try:
+        await accounts.release(account)
+    except Exception:
+        logger.warning(
+            "account not released", extra={"action": "release_failed", "account_id": account.id}
+        )

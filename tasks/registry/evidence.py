@@ -7,11 +7,13 @@ from pathlib import Path
 
 from playwright.async_api import BrowserContext, Page
 
+from tasks.registry.pages import LOGIN_PASSWORD
+
 __all__ = ["capture_failure", "discard_trace", "start_trace"]
 
 logger = logging.getLogger(__name__)
 
-PASSWORD_INPUTS = "input[type=password]"
+PASSWORD_INPUTS = LOGIN_PASSWORD  # every way login finds the field, whatever its type attribute
 SCREENSHOT_TIMEOUT_MS = 15_000
 
 

@@ -176,3 +176,15 @@ def test_a_429_pauses_for_the_servers_retry_delay_then_succeeds(pipeline, monkey
     assert pipeline.row(job_id)["status_id"] == SEED.done
     assert stats["rate_limited"] >= 1
     assert time.monotonic() - started >= 1.0
+
+
+def test_gemini_down_gives_the_document_back_without_spending_an_attempt(pipeline):
+    job_id = acte_row(pipeline)
+    faults(pipeline, error_status=503, error_count=10)  # more than GEMINI_MAX_ATTEMPTS
+
+    with pytest.raises(Exception, match="503"):
+        ocr_acte(env="prod", job_id=job_id)
+
+    row = pipeline.row(job_id)
+    assert row["status_id"] == SEED.ready_for_ocr and row["ocr_attempts"] == 0
+    assert row["ocr_error"].startswith("Gemini unavailable") and row["retry_after"] is not None

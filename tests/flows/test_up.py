@@ -17,12 +17,21 @@ REGISTRE = str(Path(sys.executable).with_name("registre"))
 
 
 @pytest.mark.parametrize(
-    ("waiting", "active", "limit", "expected"),
-    [(0, 0, 4, 0), (10, 0, 4, 4), (10, 3, 4, 1), (2, 0, 4, 2), (5, 6, 4, 0)],
+    ("waiting", "starting", "working", "limit", "expected"),
+    [
+        (0, 0, 0, 4, 0),
+        (10, 0, 0, 4, 4),
+        (10, 0, 3, 4, 1),
+        (2, 0, 0, 4, 2),
+        (5, 0, 6, 4, 0),
+        (1, 1, 0, 4, 0),  # the run already created will take the one waiting document
+        (3, 1, 1, 4, 2),
+    ],
 )
-def test_runs_start_only_for_waiting_documents_within_free_slots(waiting, active, limit,
-                                                                  expected):
-    assert runs_to_start(waiting, active, limit) == expected
+def test_runs_start_only_for_documents_no_run_will_take_within_free_slots(
+    waiting, starting, working, limit, expected
+):
+    assert runs_to_start(waiting, starting, working, limit) == expected
 
 
 @pytest.mark.slow
@@ -30,11 +39,19 @@ def test_registre_up_takes_a_request_through_download_and_ocr(pipeline, tmp_path
     """The whole system as `scripts/run` starts it: pools, prefect.yaml deployments, process
     workers and the dispatcher, against the stand-ins and the test's Prefect server."""
     doc = INDEX_DOCUMENTS[2]
-    job_id = pipeline.insert("index", document_number=doc.lot,
-                             circonscription_fonciere=doc.circonscription, cadastre=doc.cadastre)
+    job_id = pipeline.insert(
+        "index",
+        document_number=doc.lot,
+        circonscription_fonciere=doc.circonscription,
+        cadastre=doc.cadastre,
+    )
     log = (tmp_path / "up.log").open("wb")
-    up = subprocess.Popen([REGISTRE, "up", "--run-dir", str(tmp_path)], env=dict(os.environ),
-                          stdout=log, stderr=subprocess.STDOUT)
+    up = subprocess.Popen(
+        [REGISTRE, "up", "--run-dir", str(tmp_path)],
+        env=dict(os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 480
         while time.monotonic() < deadline and up.poll() is None:

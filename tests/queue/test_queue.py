@@ -387,3 +387,20 @@ def test_writes_whose_answers_are_lost_are_applied_once(prod, make_settings):
     assert row(project, done_id)["status_id"] == SEED.ready_for_ocr
     failed = row(project, failed_id)
     assert failed["status_id"] == SEED.waiting and failed["attemtps"] == 1
+
+
+def test_a_service_failure_gives_the_row_back_without_counting_an_attempt(prod, make_settings):
+    project = prod["prod"]
+    job_id = insert(project)
+    queue = Queue(make_settings(prod))
+    (job,) = queue.claim(Stage.REGISTRE, 1, "w")
+
+    released = queue.release(job, "no registry account is free", retry_delay_seconds=60)
+
+    after = row(project, job_id)
+    assert released is not None and after["status_id"] == SEED.waiting
+    assert after["attemtps"] == 0 and after["error_message"] == "no registry account is free"
+    assert queue.claim(Stage.REGISTRE, 1, "w2") == []  # held back for the delay
+    assert queue.counts(claimable=True) == {"prod": {}}
+    assert queue.counts() == {"prod": {(SEED.waiting, "index"): 1}}
+    assert queue.release(job, "again", retry_delay_seconds=60) is None  # no longer held

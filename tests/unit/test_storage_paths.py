@@ -43,3 +43,7 @@ def test_every_historical_supabase_path_form_is_read(path, source, expected):
 def test_a_foreign_url_is_refused():
     with pytest.raises(ValueError, match="not a Supabase Storage URL"):
         parse_supabase_path("https://example.com/file.pdf", "index")
+
+
+def test_a_number_cannot_make_folders_or_break_urls():
+    assert object_name(job("acte", document_number="12/34#5"), 9) == "12_34_5-Shefford-9.pdf"
