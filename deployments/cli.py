@@ -42,6 +42,8 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:  # one line per HTTP request drowns what the host is doing
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @db_app.command("migrate")

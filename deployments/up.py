@@ -34,6 +34,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectAlreadyExists
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.workers.process import ProcessWorker
 
 from tasks.allocation import Split, allocate, ocr_capacity
@@ -218,12 +219,16 @@ def up(settings: Settings, run_dir: Path) -> None:
             " _SERVICE_KEY (or run `bash scripts/run` without them to use the local stand-ins)"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
+    # a service manager stops with SIGTERM: unwind as for Ctrl-C, so workers and server stop too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     queue = Queue(settings)
     queue.check_status_names()
     for env in queue.clients:
         Storage(queue.client(env)).ensure_buckets()
     with ExitStack() as stack:
         api = os.environ.get("PREFECT_API_URL") or stack.enter_context(prefect_server(run_dir))
+        # Prefect reads its settings at import: this process's clients need telling too
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
         os.environ["PREFECT_API_URL"] = api
         env = {**os.environ, "REGISTRE_FLOWS_HOME": str(ROOT)}
         create_pools(settings)

@@ -7,9 +7,9 @@ environment is configured.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +46,7 @@ def local_database() -> str:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the stand-ins on the way out
     run_dir = Path(".run")
     run_dir.mkdir(exist_ok=True)
     service_key, gemini_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -77,9 +78,12 @@ def main() -> None:
             flush=True,
         )
         registre = str(Path(sys.executable).with_name("registre"))
-        with contextlib.suppress(KeyboardInterrupt):
-            subprocess.run([registre, "up", *sys.argv[1:]], check=False)
-
+        up = subprocess.Popen([registre, "up", *sys.argv[1:]])
+        try:
+            up.wait()
+        except (KeyboardInterrupt, SystemExit):  # let `registre up` stop its workers and server
+            up.send_signal(signal.SIGINT)
+            up.wait(90)
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_API_URL
 
 from deployments.up import runs_to_start
 from sandbox.registry.catalogue import INDEX_DOCUMENTS
@@ -48,7 +49,7 @@ def test_registre_up_takes_a_request_through_download_and_ocr(pipeline, tmp_path
     log = (tmp_path / "up.log").open("wb")
     up = subprocess.Popen(
         [REGISTRE, "up", "--run-dir", str(tmp_path)],
-        env=dict(os.environ),
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},  # the harness's server
         stdout=log,
         stderr=subprocess.STDOUT,
     )
