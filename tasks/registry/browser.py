@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +97,14 @@ class BrowserHost:
         await self.close()
 
 
-_shared: dict[tuple[int, bool], BrowserHost] = {}
+# Keyed by the loop object itself: a finished loop's id can be reused by the next asyncio.run,
+# and Playwright objects cannot cross loops.
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, BrowserHost]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def shared_browser(*, headless: bool = True) -> BrowserHost:
-    """The process's browser for the running event loop (Playwright objects cannot cross loops)."""
-    loop_id = id(asyncio.get_running_loop())
-    for key in [key for key in _shared if key[0] != loop_id]:
-        del _shared[key]  # a finished loop's browser is unusable; forget it
-    return _shared.setdefault((loop_id, headless), BrowserHost(headless=headless))
+    """The process's browser for the running event loop."""
+    hosts = _shared.setdefault(asyncio.get_running_loop(), {})
+    return hosts.setdefault(headless, BrowserHost(headless=headless))
