@@ -12,8 +12,9 @@ from rich.table import Table
 
 from deployments import capacity_cli
 from deployments.migrations import apply_migrations
-from tasks.queue import Queue
-from tasks.settings import ConfigError, get_settings
+from tasks.planning import InsufficientCapacity
+from tasks.queue import Queue, QueueError
+from tasks.settings import ConfigError, Settings, get_settings
 
 app = typer.Typer(help="registre-flows: Quebec land-registry documents to text, on Prefect.")
 db_app = typer.Typer(help="The extraction_queue schema.")
@@ -112,21 +113,67 @@ def queue_recover() -> None:
         console.print(f"{env}: {len(rows)} row(s) taken back")
 
 
+def _settings(**environ: str | None) -> Settings:
+    for name, value in environ.items():
+        if value is not None:
+            os.environ[name] = value  # the Prefect workers and their runs read it too
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command("deploy")
+def deploy_command() -> None:
+    """Create or update the work pools (registre, ocr with queues index and acte, control), then
+    `prefect deploy --all` from prefect.yaml. Once per Prefect server (PREFECT_API_URL)."""
+    from deployments.deploy import deploy
+
+    deploy(_settings())
+    console.print("pools and deployments are in place; start hosts with `registre worker`")
+
+
+@app.command("worker")
+def worker_command(
+    pool: Annotated[str, typer.Option(help="registre | ocr | control | all")] = "all",
+    host_id: Annotated[
+        str | None, typer.Option(help="this host's name in the budgets [REGISTRE_HOST_ID]")
+    ] = None,
+    run_dir: Annotated[Path, typer.Option(help="logs of this host")] = Path(".run"),
+) -> None:
+    """Run one host: register its budget, start Prefect workers for POOL with limits from it,
+    dispatch documents. Ctrl-C or SIGTERM: no new runs, runs in progress finish, then it stops
+    (a second Ctrl-C stops the runs too)."""
+    from deployments.worker import POOLS, run_host
+
+    if pool != "all" and pool not in POOLS:
+        console.print(f"[red]--pool must be one of {', '.join(POOLS)} or all[/red]")
+        raise typer.Exit(2)
+    settings = _settings(REGISTRE_HOST_ID=host_id)
+    try:
+        run_host(settings, POOLS if pool == "all" else (pool,), run_dir)
+    except (ConfigError, InsufficientCapacity, QueueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 @app.command("up")
 def up_command(
     run_dir: Annotated[Path, typer.Option(help="logs and state of this host")] = Path(".run"),
 ) -> None:
-    """Run this host: Prefect server (unless PREFECT_API_URL is set), pools, deployments,
-    workers, capacity heartbeat and the dispatcher. Ctrl-C stops everything."""
+    """Run everything on this host: a Prefect server (unless PREFECT_API_URL is set), `registre
+    deploy`, then `registre worker --pool all`. Ctrl-C stops it all, runs in progress first."""
     from deployments.up import up
 
     try:
-        up(get_settings(), run_dir)
-    except ConfigError as exc:
+        up(_settings(), run_dir)
+    except (ConfigError, InsufficientCapacity, QueueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        console.print("stopped")
+        pass
+    console.print("stopped")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

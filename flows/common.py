@@ -1,19 +1,29 @@
+"""What every document run does around its work, written once: reserve the run's capacity,
+claim exactly its document, hold the lease while the work runs, settle a failure; and the hooks
+that free everything when a run ends, however it ends."""
+
 from __future__ import annotations
 
 import logging
 import socket
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from prefect import get_client
+from prefect import Flow, get_run_logger
+from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import flow_run
+from prefect.states import Completed, State
 
-from tasks.capacity import CapacityManager, Lease, WorkerKind, settings_budget
-from tasks.queue import Job, Queue, Stage
-from tasks.settings import Settings
+from tasks.capacity import CapacityExceeded, CapacityManager, WorkerKind, settings_budget
+from tasks.dispatch import ControlPlane, dispatch, settle_dead_run
+from tasks.lease import LeaseKeeper
+from tasks.pools import BY_FLOW, DocumentDeployment, run_owner
+from tasks.queue import Job, LeaseLost, Queue, Stage
+from tasks.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -29,21 +39,18 @@ class Failure(StrEnum):
     SERVICE = "service"  # a service down, no account free, a setting wrong: given back uncounted
 
 
-def run_owner(stage: str) -> str:
-    """The lease owner: this flow run's id, or a unique name when run outside Prefect."""
-    run_id = flow_run.get_id()
-    return f"{stage}:{run_id}" if run_id else f"{stage}:{socket.gethostname()}:{uuid.uuid4()}"
+# (message for the row, whose failure it is, retry delay asked for or None)
+Verdict = tuple[str, Failure, float | None]
 
 
 def retry_delay(attempts_so_far: int) -> int:
     return min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**attempts_so_far)
 
 
-def settle_failure(
-    queue: Queue, job: Job, message: str, failure: Failure, delay_s: float | None = None
-) -> dict[str, Any] | None:
+def settle_failure(queue: Queue, job: Job, verdict: Verdict) -> dict[str, Any] | None:
     """Write a failed run's outcome on its row (see Failure); returns the row as left, or None
     when the lease was already lost."""
+    message, failure, delay_s = verdict
     if failure is Failure.SERVICE:
         delay = max(int(delay_s or 0), RETRY_BASE_SECONDS)
         return queue.release(job, message, retry_delay_seconds=delay)
@@ -54,26 +61,75 @@ def settle_failure(
     )
 
 
-def name_run_after(job: Job) -> None:
-    """Rename the running flow run after its document, so the UI lists documents, not run ids."""
-    run_id = flow_run.get_id()
-    if not run_id:
-        return
-    try:
-        with get_client(sync_client=True) as client:
-            client.update_flow_run(run_id, name=f"{job.stage.value}-{job.label}")
-    except Exception:  # cosmetic: never fail a document over its run's name
-        logger.warning("could not rename flow run %s", run_id, exc_info=True)
+def skipped(why: str) -> State:
+    """The run's end when it had nothing to do: Completed, named so the UI says so."""
+    get_run_logger().info("skipped: %s", why)
+    return Completed(name="Skipped", message=why)
+
+
+@dataclass
+class DocumentRun:
+    settings: Settings
+    queue: Queue
+    owner: str
+    job: Job | None = None
+    lease: LeaseKeeper | None = None
+    skipped: State | None = None
 
 
 @contextmanager
-def capacity_reserved(settings: Settings, kind: WorkerKind, owner: str) -> Iterator[Lease]:
-    """Hold this run's cost on this host's budget for the run's length (CapacityExceeded if
+def document_run(
+    deployment: DocumentDeployment,
+    env: str,
+    job_id: str,
+    judge: Callable[[Job, Queue, Exception], Verdict],
+) -> Iterator[DocumentRun]:
+    """Reserve, claim `job_id`, lease, then the body's work; a failure of the work is judged
+    and settled on the row, then re-raised. `run.skipped` is set instead of `run.job` when there
+    is no room or the row is not claimable."""
+    settings = get_settings()
+    run_id = flow_run.get_id()
+    owner = run_owner(deployment.flow, run_id or f"{socket.gethostname()}:{uuid.uuid4()}")
+    run = DocumentRun(settings, Queue(settings), owner)
+    if (flow_run.run_count or 1) > 1 and run.queue.requeue(env, job_id, deployment.stage):
+        get_run_logger().info("retry: row %s was in error, put back in the queue", job_id)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(capacity_reserved(settings, deployment.kind, owner))
+        except CapacityExceeded as exc:
+            run.skipped = skipped(f"no capacity: {exc}")
+            yield run
+            return
+        jobs = run.queue.claim(
+            deployment.stage, 1, owner, deployment.sources, env=env, job_id=job_id
+        )
+        if not jobs:
+            run.skipped = skipped(run.queue.why_not_claimable(env, job_id, deployment.stage))
+            yield run
+            return
+        run.job = jobs[0]
+        run.lease = stack.enter_context(LeaseKeeper(run.queue, run.job))
+        try:
+            yield run
+        except LeaseLost:
+            raise  # the row is another run's now: nothing of ours to write
+        except Exception as exc:
+            verdict = judge(run.job, run.queue, exc)
+            row = settle_failure(run.queue, run.job, verdict)
+            get_run_logger().error(
+                "%s: %s; row now in status %s", run.job.label, verdict[0], row and row["status_id"]
+            )
+            raise
+
+
+@contextmanager
+def capacity_reserved(settings: Settings, kind: WorkerKind, owner: str) -> Iterator[None]:
+    """Hold this run's cost on its host's budget for the run's length (CapacityExceeded if
     there is no room: the run then does not claim anything)."""
     manager = CapacityManager.from_settings(settings)
     try:
-        with manager.hold(kind, worker_id=owner, host_id=socket.gethostname()) as lease:
-            yield lease
+        with manager.hold(kind, worker_id=owner, host_id=settings.host_id()):
+            yield
     finally:
         manager.client.close()
 
@@ -82,12 +138,54 @@ def capacity_reserved(settings: Settings, kind: WorkerKind, owner: str) -> Itera
 def this_host_registered(settings: Settings) -> Iterator[str]:
     """For a run started by hand (no worker registered this host): offer the host's budget."""
     manager = CapacityManager.from_settings(settings)
-    host = socket.gethostname()
+    host = settings.host_id()
     try:
-        if host in manager.status().hosts:  # `registre up` runs here: leave its heartbeat be
+        if host in manager.status().hosts:  # a worker runs here: leave its heartbeat be
             yield host
             return
         with manager.host_registered(host, settings_budget(settings)):
             yield host
     finally:
         manager.client.close()
+
+
+def _quietly(what: str, step: Callable[[ControlPlane], object]) -> None:
+    """Hooks must not fail a run that did its work: the rebalance flow repeats what they miss."""
+    try:
+        with ControlPlane.open(get_settings()) as cp:
+            step(cp)
+    except Exception:
+        logger.warning("%s failed; the next rebalance will do it", what, exc_info=True)
+
+
+def refill_slot(flow: Flow, run: FlowRun, state: State) -> None:
+    """on_completion / on_failure: the run settled its row; start the next document now (and a
+    finished download's OCR run)."""
+    _quietly("dispatch after the run", dispatch)
+
+
+def free_dead_run(flow: Flow, run: FlowRun, state: State) -> None:
+    """on_crashed / on_cancellation (run by the worker when it killed or lost the run's
+    process): give back the run's capacity and row, then refill the slot. A cancel is the
+    operator's decision: the row goes to error and stays there."""
+    deployment = BY_FLOW[flow.name]
+    env, job_id = run.parameters["env"], run.parameters["job_id"]
+
+    def settle(cp: ControlPlane) -> None:
+        now = cp.orchestrator.client.read_flow_run(run.id).state
+        cancelled = any(
+            s is not None and (s.is_cancelled() or s.is_cancelling()) for s in (state, now)
+        )
+        why = f"the run {run.name} crashed: {state.message or state.name}"
+        settle_dead_run(cp, deployment, str(run.id), env, job_id, cancelled=cancelled, why=why)
+        dispatch(cp)
+
+    _quietly(f"freeing {run.name}", settle)
+
+
+HOOKS: dict[str, Any] = {
+    "on_completion": [refill_slot],
+    "on_failure": [refill_slot],
+    "on_crashed": [free_dead_run],
+    "on_cancellation": [free_dead_run],
+}

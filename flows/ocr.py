@@ -1,13 +1,12 @@
 """The OCR stage: a downloaded document becomes raw, boosted and structured text.
 
-python -m flows.ocr index|acte [--env dev] [--job-id UUID]
+python -m flows.ocr index|acte --env dev --job-id UUID
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import deque
-from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -21,15 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from redis import RedisError
 
-from flows.common import (
-    Failure,
-    capacity_reserved,
-    name_run_after,
-    run_owner,
-    settle_failure,
-    this_host_registered,
-)
-from tasks.capacity import CapacityExceeded, WorkerKind
+from flows.common import HOOKS, Failure, Verdict, document_run, this_host_registered
 from tasks.gemini import (
     BadOutput,
     GeminiError,
@@ -44,15 +35,14 @@ from tasks.lease import LeaseKeeper
 from tasks.ocr import Gemini, OcrFailed, boost_acte, boost_index, read_acte, read_index_page
 from tasks.pages import PageOptions, PdfError, page_count
 from tasks.pages import render_pages as page_images
-from tasks.queue import Job, LeaseLost, Queue, QueueError, Stage
+from tasks.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
+from tasks.queue import Job, Queue, QueueError
 from tasks.ratelimit import RateLimitError
 from tasks.settings import Settings, get_settings
 from tasks.storage import Storage
 
-KINDS = {"index": WorkerKind.INDEX_OCR, "acte": WorkerKind.ACTE_OCR}
 
-
-@task(cache_policy=NO_CACHE, task_run_name="read-page-{number}")
+@task(cache_policy=NO_CACHE, task_run_name="read-page-{number}", tags=["gemini"])
 def read_page(gemini: Gemini, number: int, jpeg: bytes) -> tuple[IndexPage, Usage]:
     page, result = read_index_page(gemini, jpeg)
     return page, result.usage
@@ -64,10 +54,20 @@ def fetch_pdf(job: Job, queue: Queue) -> bytes:
     return Storage(queue.client(job.env)).download(job.supabase_path, job.document_source)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="boost-index", tags=["gemini"])
 def boost(gemini: Gemini, raw_text: str, pages: int) -> tuple[list[IndexPage], Usage]:
     boosted, result = boost_index(gemini, raw_text, pages)
     return boosted, result.usage
+
+
+@task(cache_policy=NO_CACHE, task_run_name="transcribe-acte", tags=["gemini"])
+def transcribe(gemini: Gemini, part: Any, pages: int) -> str:
+    return read_acte(gemini, part, pages).text
+
+
+@task(cache_policy=NO_CACHE, task_run_name="boost-acte", tags=["gemini"])
+def boost_transcription(gemini: Gemini, raw_text: str) -> str:
+    return boost_acte(gemini, raw_text).text
 
 
 def read_all_pages(
@@ -127,23 +127,23 @@ def ocr_index_document(
     }
 
 
+SETUP_STATUS = (401, 403, 404)  # a revoked key or a wrong model name: not the document's fault
+
+
 def ocr_acte_document(gemini: Gemini, job: Job, pdf: bytes) -> dict[str, Any]:
     pages = page_count(pdf)  # a corrupt or empty PDF fails here, before any Gemini call
     name = f"acte-{job.document_number}"
     with document_part(gemini.client, pdf, mime_type="application/pdf", display_name=name) as part:
-        raw = read_acte(gemini, part, pages)
-    boosted = boost_acte(gemini, raw.text)
+        raw = transcribe(gemini, part, pages)
+    boosted = boost_transcription(gemini, raw)
     create_markdown_artifact(
-        key=f"acte-{job.id}", markdown=boosted.text, description=f"{job.label}: boosted text"
+        key=f"acte-{job.id}", markdown=boosted, description=f"{job.label}: boosted text"
     )
-    return {"file_content": raw.text, "boosted_file_content": boosted.text}
+    return {"file_content": raw, "boosted_file_content": boosted}
 
 
-SETUP_STATUS = (401, 403, 404)  # a revoked key or a wrong model name: not the document's fault
-
-
-def failure(exc: Exception) -> tuple[str, Failure, float | None]:
-    """(message for ocr_error, whose failure it is, retry delay asked for or None)."""
+def judge(job: Job, queue: Queue, exc: Exception) -> Verdict:
+    """A failed OCR's verdict: whose failure it is decides the row's fate (Failure)."""
     if isinstance(exc, PdfError):
         return f"the PDF cannot be read: {exc}", Failure.PERMANENT, None
     if isinstance(exc, GeminiRejected) and exc.status_code in SETUP_STATUS:
@@ -161,74 +161,42 @@ def failure(exc: Exception) -> tuple[str, Failure, float | None]:
     return f"unexpected error: {type(exc).__name__}: {exc}", Failure.DOCUMENT, None
 
 
-def ocr_one(kind: str, settings: Settings, owner: str, env: str | None, job_id: str | None):
-    logger = get_run_logger()
-    queue = Queue(settings)
-    jobs = queue.claim(Stage.OCR, 1, owner, sources=(kind,), env=env, job_id=job_id)
-    if not jobs:
-        logger.info("no %s document ready for OCR", kind)
-        return {"claimed": False}
-    job = jobs[0]
-    name_run_after(job)
-    with LeaseKeeper(queue, job) as lease:
-        try:
-            gemini = Gemini.from_settings(settings)
-            pdf = fetch_pdf(job, queue)
-            if kind == "index":
-                fields = ocr_index_document(gemini, job, pdf, settings, lease)
-            else:
-                fields = ocr_acte_document(gemini, job, pdf)
-            lease.check()
-        except LeaseLost:
-            raise  # the row is another run's now: nothing of ours to write
-        except Exception as exc:
-            message, kind_of_failure, delay = failure(exc)
-            settle_failure(queue, job, message, kind_of_failure, delay)
-            logger.error("%s: %s", job.label, message)
-            raise
-    now = datetime.now(UTC).isoformat()
-    queue.complete(
-        job,
-        queue.statuses.done,
-        {
-            **fields,
-            "ocr_completed_at": now,
-            "ocr_error": None,
-            "ocr_attempts": int(job.row.get("ocr_attempts") or 0) + 1,
-        },
-    )
-    logger.info("%s: OCR complete", job.label)
-    return {"claimed": True, "env": job.env, "id": job.id, "status_id": queue.statuses.done}
+def ocr_document(deployment: DocumentDeployment, env: str, job_id: str) -> Any:
+    with document_run(deployment, env, job_id, judge) as run:
+        if run.job is None or run.lease is None:
+            return run.skipped
+        job, settings = run.job, run.settings
+        gemini = Gemini.from_settings(settings)
+        pdf = fetch_pdf(job, run.queue)
+        if deployment is OCR_INDEX:
+            texts = ocr_index_document(gemini, job, pdf, settings, run.lease)
+        else:
+            texts = ocr_acte_document(gemini, job, pdf)
+        run.lease.check()
+        status = run.queue.mark_ocr_done(job, texts)
+    get_run_logger().info("%s: OCR complete", job.label)
+    return {"env": job.env, "id": job.id, "status_id": status}
 
 
-def run_ocr(kind: str, env: str | None, job_id: str | None) -> dict[str, Any]:
-    settings = get_settings()
-    owner = run_owner(f"ocr-{kind}")
-    try:
-        with capacity_reserved(settings, KINDS[kind], owner):
-            return ocr_one(kind, settings, owner, env, job_id)
-    except CapacityExceeded as exc:
-        get_run_logger().warning("not started: %s", exc)
-        return {"claimed": False, "capacity": str(exc)}
+@flow(name=OCR_INDEX.flow, **HOOKS)
+def ocr_index(env: str, job_id: str) -> Any:
+    """Read the downloaded index document `job_id` page by page, boost it, write rows and texts
+    back."""
+    return ocr_document(OCR_INDEX, env, job_id)
 
 
-@flow(name="ocr-index")
-def ocr_index(env: str | None = None, job_id: str | None = None) -> dict[str, Any]:
-    """Read one downloaded index document page by page, boost it, write rows and texts back."""
-    return run_ocr("index", env, job_id)
-
-
-@flow(name="ocr-acte")
-def ocr_acte(env: str | None = None, job_id: str | None = None) -> dict[str, Any]:
-    """Transcribe one downloaded acte from its whole PDF, boost it, write the texts back."""
-    return run_ocr("acte", env, job_id)
+@flow(name=OCR_ACTE.flow, **HOOKS)
+def ocr_acte(env: str, job_id: str) -> Any:
+    """Transcribe the downloaded acte `job_id` from its whole PDF, boost it, write the texts
+    back."""
+    return ocr_document(OCR_ACTE, env, job_id)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Read one downloaded document.")
-    parser.add_argument("kind", choices=sorted(KINDS))
-    parser.add_argument("--env", choices=["prod", "staging", "dev"])
-    parser.add_argument("--job-id")
+    parser = argparse.ArgumentParser(description="Read one downloaded document now.")
+    parser.add_argument("kind", choices=["index", "acte"])
+    parser.add_argument("--env", choices=["prod", "staging", "dev"], required=True)
+    parser.add_argument("--job-id", required=True)
     args = parser.parse_args()
     flow_fn = ocr_index if args.kind == "index" else ocr_acte
     with this_host_registered(get_settings()):

@@ -1,6 +1,6 @@
 """The registre stage: one waiting request becomes a PDF in Supabase Storage.
 
-python -m flows.registre [--env dev] [--job-id UUID]
+python -m flows.registre --env dev --job-id UUID
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,9 @@ from prefect.cache_policies import NO_CACHE
 from redis import RedisError
 from redis.asyncio import Redis
 
-from flows.common import (
-    Failure,
-    capacity_reserved,
-    name_run_after,
-    run_owner,
-    settle_failure,
-    this_host_registered,
-)
-from tasks.capacity import CapacityExceeded, WorkerKind
-from tasks.lease import LeaseKeeper
-from tasks.queue import Job, LeaseLost, Queue, QueueError, Stage
+from flows.common import HOOKS, Failure, Verdict, document_run, this_host_registered
+from tasks.pools import REGISTRE
+from tasks.queue import Job, Queue, QueueError
 from tasks.registry.accounts import AccountPool
 from tasks.registry.browser import BrowserHost
 from tasks.registry.driver import download_document
@@ -46,12 +37,6 @@ from tasks.storage import EVIDENCE_BUCKET, Storage
 EVIDENCE_LINK_SECONDS = 7 * 24 * 3600
 
 
-@task(cache_policy=NO_CACHE)
-def claim(queue: Queue, owner: str, env: str | None, job_id: str | None) -> Job | None:
-    jobs = queue.claim(Stage.REGISTRE, 1, owner, env=env, job_id=job_id)
-    return jobs[0] if jobs else None
-
-
 @task(cache_policy=NO_CACHE, task_run_name="download-{job.label}")
 async def download(
     job: Job, queue: Queue, settings: Settings, evidence_dir: Path
@@ -64,16 +49,8 @@ async def download(
     try:
         async with BrowserHost(headless=settings.browser_headless) as browser:
             sessions = SessionStore(redis, prefix=settings.redis_key_prefix)
-            request = RegistryRequest(
-                document_source=job.document_source,
-                document_number=job.document_number,
-                circonscription_fonciere=job.circonscription,
-                cadastre=job.cadastre,
-                designation_secondaire=job.designation_secondaire,
-                acte_type=job.acte_type,
-            )
             return await download_document(
-                request,
+                RegistryRequest.from_job(job),
                 accounts=accounts,
                 sessions=sessions,
                 settings=settings,
@@ -118,8 +95,8 @@ def classify(exc: Exception) -> Failure:
     return Failure.DOCUMENT
 
 
-def record_failure(job: Job, queue: Queue, exc: Exception) -> dict[str, Any] | None:
-    """Settle the row after a failed download, with the registry's words and the evidence."""
+def judge(job: Job, queue: Queue, exc: Exception) -> Verdict:
+    """A failed download's verdict, in the registry's words, with the evidence stored."""
     if isinstance(exc, RegistryError):
         evidence: list[str] = []
         try:
@@ -129,74 +106,32 @@ def record_failure(job: Job, queue: Queue, exc: Exception) -> dict[str, Any] | N
         message = exc.message + (f" (evidence: {', '.join(evidence)})" if evidence else "")
     else:
         message = f"unexpected error: {type(exc).__name__}: {exc}"
-    return settle_failure(queue, job, message, classify(exc))
+    return message, classify(exc), None
 
 
-@flow(name="registre")
-async def registre(env: str | None = None, job_id: str | None = None) -> dict[str, Any]:
-    """Claim one waiting request (or the given one), download it, store it, mark it downloaded."""
-    logger = get_run_logger()
+@flow(name=REGISTRE.flow, **HOOKS)
+async def registre(env: str, job_id: str) -> Any:
+    """Download the request `job_id` of environment `env`, store it, mark it downloaded."""
     settings = get_settings()
-    owner = run_owner("registre")
-    try:
-        with capacity_reserved(settings, WorkerKind.REGISTRE, owner):
-            return await download_one(settings, owner, env, job_id)
-    except CapacityExceeded as exc:
-        logger.warning("not started: %s", exc)
-        return {"claimed": False, "capacity": str(exc)}
-
-
-async def download_one(
-    settings: Settings, owner: str, env: str | None, job_id: str | None
-) -> dict[str, Any]:
-    logger = get_run_logger()
-    queue = Queue(settings)
-    job = claim(queue, owner, env, job_id)
-    if job is None:
-        logger.info("nothing to download")
-        return {"claimed": False}
-    name_run_after(job)
-    with LeaseKeeper(queue, job) as lease, tempfile.TemporaryDirectory() as evidence_dir:
-        try:
-            result = await download(job, queue, settings, Path(evidence_dir))
-            lease.check()
-            path = store_pdf(job, queue, result.pdf)
-        except LeaseLost:
-            raise  # the row is another run's now: nothing of ours to write
-        except Exception as exc:
-            row = record_failure(job, queue, exc)
-            logger.error("%s failed; row now in status %s", job.label, row and row["status_id"])
-            raise
-    statuses = queue.statuses
-    final = statuses.done if job.document_source == "plan_cadastraux" else statuses.ready_for_ocr
-    try:
-        queue.complete(
-            job,
-            final,
-            {
-                "supabase_path": path,
-                "downloaded_at": datetime.now(UTC).isoformat(),
-                "worker_id": None,
-                "error_message": None,
-            },
-        )
-    except LeaseLost:
-        logger.error("%s: lease lost before the write; the row's new owner will redo it", job.label)
-        raise
-    logger.info("%s stored at %s (%d bytes)", job.label, path, result.size_bytes)
-    return {
-        "claimed": True,
-        "env": job.env,
-        "id": job.id,
-        "supabase_path": path,
-        "status_id": final,
-    }
+    with (
+        tempfile.TemporaryDirectory() as evidence_dir,
+        document_run(REGISTRE, env, job_id, judge) as run,
+    ):
+        if run.job is None or run.lease is None:
+            return run.skipped
+        job = run.job
+        result = await download(job, run.queue, settings, Path(evidence_dir))
+        run.lease.check()
+        path = store_pdf(job, run.queue, result.pdf)
+        status = run.queue.mark_downloaded(job, path)
+    get_run_logger().info("%s stored at %s (%d bytes)", job.label, path, result.size_bytes)
+    return {"env": job.env, "id": job.id, "supabase_path": path, "status_id": status}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Download one waiting document.")
-    parser.add_argument("--env", choices=["prod", "staging", "dev"])
-    parser.add_argument("--job-id")
+    parser = argparse.ArgumentParser(description="Download one waiting document now.")
+    parser.add_argument("--env", choices=["prod", "staging", "dev"], required=True)
+    parser.add_argument("--job-id", required=True)
     args = parser.parse_args()
     with this_host_registered(get_settings()):
         print(asyncio.run(registre(env=args.env, job_id=args.job_id)))

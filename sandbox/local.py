@@ -46,7 +46,6 @@ def local_database() -> str:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the stand-ins on the way out
     run_dir = Path(".run")
     run_dir.mkdir(exist_ok=True)
     service_key, gemini_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -78,12 +77,12 @@ def main() -> None:
             flush=True,
         )
         registre = str(Path(sys.executable).with_name("registre"))
-        up = subprocess.Popen([registre, "up", *sys.argv[1:]])
-        try:
-            up.wait()
-        except (KeyboardInterrupt, SystemExit):  # let `registre up` stop its workers and server
-            up.send_signal(signal.SIGINT)
-            up.wait(90)
+        # its own session: each Ctrl-C here is forwarded once (the first drains the runs in
+        # progress, a second stops them), then the stand-ins stop after it
+        up = subprocess.Popen([registre, "up", *sys.argv[1:]], start_new_session=True)
+        signal.signal(signal.SIGINT, lambda *_: up.send_signal(signal.SIGINT))
+        signal.signal(signal.SIGTERM, lambda *_: up.send_signal(signal.SIGTERM))
+        up.wait()
 
 if __name__ == "__main__":
     main()

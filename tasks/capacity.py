@@ -110,7 +110,7 @@ class CapacityPlan:
         return 100 * self.need.ram / self.budget.ram if self.budget.ram else math.inf
 
 
-def _max_count(per_worker: Cost, room: Cost) -> int:
+def max_count(per_worker: Cost, room: Cost) -> int:
     if room.cpu < -_EPSILON or room.ram < -_EPSILON:
         return 0
     counts = [
@@ -137,10 +137,10 @@ def plan_capacity(
         ocr=ocr,
         need=need,
         fits=need.fits(budget),
-        max_registre=_max_count(registre_each, budget + ocr_each * -ocr),
-        max_ocr=_max_count(ocr_each, budget + registre_each * -registre),
-        max_registre_alone=_max_count(registre_each, budget),
-        max_ocr_alone=_max_count(ocr_each, budget),
+        max_registre=max_count(registre_each, budget + ocr_each * -ocr),
+        max_ocr=max_count(ocr_each, budget + registre_each * -registre),
+        max_registre_alone=max_count(registre_each, budget),
+        max_ocr_alone=max_count(ocr_each, budget),
     )
 
 
@@ -338,6 +338,8 @@ class CapacityStatus:
     budget: Budget  # the sum over live hosts
     allocated: Cost
     hosts: dict[str, Budget]
+    runs: dict[str, dict[str, int]]  # per host, the runs of each pool it offers
+    notes: dict[str, list[str]]  # per host, why it offers less than configured
     workers: list[dict[str, object]]  # the `server:workers` records
 
 
@@ -382,9 +384,17 @@ class CapacityManager:
             host_ttl_s=settings.capacity_host_ttl_seconds,
         )
 
-    def register_host(self, host_id: str, budget: Budget) -> None:
-        """Add or refresh a host's budget; it expires after host_ttl_s without a refresh."""
-        record = json.dumps({"cpu": budget.cpu, "ram": budget.ram})
+    def register_host(
+        self,
+        host_id: str,
+        budget: Budget,
+        runs: dict[str, int] | None = None,
+        notes: list[str] | None = None,
+    ) -> None:
+        """Add or refresh a host's budget, the runs of each pool it offers (its workers'
+        limits) and why it offers less; it expires after host_ttl_s without a refresh."""
+        record = {"cpu": budget.cpu, "ram": budget.ram, "runs": runs or {}, "notes": notes or []}
+        record = json.dumps(record)
         self._host(keys=self.keys, args=[host_id, record, _ms(self.host_ttl_s)])
 
     def unregister_host(self, host_id: str) -> None:
@@ -422,7 +432,11 @@ class CapacityManager:
 
     def release(self, lease: Lease) -> bool:
         """Give the capacity back; False if the lease had already expired."""
-        return int(self._release(keys=self.keys, args=[lease.lease_id])) == 1
+        return self.release_id(lease.lease_id)
+
+    def release_id(self, lease_id: str) -> bool:
+        """`release` for a lease known by its id (a dead run's, from its hooks)."""
+        return int(self._release(keys=self.keys, args=[lease_id])) == 1
 
     def status(self) -> CapacityStatus:
         """Sweep expired hosts and leases, then read the live state."""
@@ -431,9 +445,8 @@ class CapacityManager:
         pipe.hgetall(self.keys[1])
         pipe.hvals(self.keys[3])
         raw_hosts, raw_workers = pipe.execute()
-        hosts = {
-            host.decode(): Budget(**json.loads(raw)) for host, raw in sorted(raw_hosts.items())
-        }
+        records = {host.decode(): json.loads(raw) for host, raw in sorted(raw_hosts.items())}
+        hosts = {host: Budget(r["cpu"], r["ram"]) for host, r in records.items()}
         workers = sorted(
             (json.loads(raw) for raw in raw_workers), key=lambda w: (w["startedAt"], w["workerId"])
         )
@@ -441,6 +454,8 @@ class CapacityManager:
             budget=sum(hosts.values(), Budget(0, 0)),
             allocated=Cost(sum(w["cpu"] for w in workers), sum(w["ram"] for w in workers)),
             hosts=hosts,
+            runs={host: r.get("runs", {}) for host, r in records.items()},
+            notes={host: r.get("notes", []) for host, r in records.items()},
             workers=workers,
         )
 
@@ -457,11 +472,18 @@ class CapacityManager:
                 self.release(lease)
 
     @contextmanager
-    def host_registered(self, host_id: str | None, budget: Budget) -> Iterator[str]:
-        """Keep this host's budget registered (heartbeat) while the block runs."""
+    def host_registered(
+        self,
+        host_id: str | None,
+        budget: Budget,
+        runs: dict[str, int] | None = None,
+        notes: list[str] | None = None,
+    ) -> Iterator[str]:
+        """Keep this host's budget registered (heartbeat) while the block runs; `runs` may be
+        changed in place meanwhile (a host that drains offers nothing)."""
         host = host_id or socket.gethostname()
-        self.register_host(host, budget)
-        with _every(self.host_ttl_s / 3, lambda: self.register_host(host, budget)):
+        self.register_host(host, budget, runs, notes)
+        with _every(self.host_ttl_s / 3, lambda: self.register_host(host, budget, runs, notes)):
             try:
                 yield host
             finally:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 from postgrest.exceptions import APIError
@@ -66,6 +66,23 @@ class Job:
     def label(self) -> str:
         """A short name for logs and flow-run names: env, source, number, id prefix."""
         return f"{self.env}-{self.document_source}-{self.document_number}-{self.id[:8]}"
+
+
+class Claimable(NamedTuple):
+    """A row a claim would take now; `version` changes with every write to the row."""
+
+    env: str
+    id: str
+    source: str
+    number: str
+    version: str
+
+
+class Held(NamedTuple):
+    env: str
+    id: str
+    owner: str
+    stage: Stage
 
 
 def _text(row: dict[str, Any], column: str) -> str | None:
@@ -229,8 +246,24 @@ class Queue:
                 except InvalidJob as exc:
                     logger.warning("%s: row %s is invalid: %s", name, row["id"], exc)
                     reason = f"invalid request: {exc}"
-                    self._fail(name, str(row["id"]), owner, stage, reason, True, 0)
+                    self.fail_held(name, str(row["id"]), owner, stage, reason, permanent=True)
         return jobs
+
+    def why_not_claimable(self, env: str, job_id: str, stage: Stage) -> str:
+        """Why a claim of `job_id` found nothing, in words for the run's end state."""
+        request = (self.client(env).table("extraction_queue")
+                   .select("status_id,lease_owner,retry_after").eq("id", job_id))  # fmt: skip
+        rows = with_network_retries(lambda: request.execute().data, f"{env}: row {job_id}")
+        if not rows:
+            return f"{env}: there is no row {job_id} in extraction_queue"
+        row = rows[0]
+        from_status, _, _ = self._statuses_for(stage)
+        if row["lease_owner"] and row["status_id"] != from_status:
+            return f"{env}: row {job_id} is held by {row['lease_owner']}"
+        if row["status_id"] == from_status:
+            return f"{env}: row {job_id} is waiting but held back until {row['retry_after']}"
+        return (f"{env}: row {job_id} is in status {row['status_id']}, not waiting for {stage}"
+                f" (status {from_status})")  # fmt: skip
 
     def renew(self, job: Job) -> None:
         """Extend the job's lease; raise LeaseLost if it was taken back meanwhile."""
@@ -261,25 +294,44 @@ class Queue:
             raise LeaseLost(f"{job.label}: not completed, the lease was lost before the write")
         return rows[0]
 
+    def mark_downloaded(self, job: Job, supabase_path: str) -> int:
+        """The registre stage's result: the PDF is in Storage; a plan is then done, anything
+        else ready for OCR. Returns the row's new status."""
+        s = self.statuses
+        status = s.done if job.document_source == "plan_cadastraux" else s.ready_for_ocr
+        self.complete(job, status, {"supabase_path": supabase_path, "downloaded_at": _now(),
+                                    "worker_id": None, "error_message": None})  # fmt: skip
+        return status
+
+    def mark_ocr_done(self, job: Job, texts: dict[str, Any]) -> int:
+        """The OCR stage's result: the texts (and structured rows) written, the row done."""
+        attempts = int(job.row.get("ocr_attempts") or 0) + 1
+        fields = {**texts, "ocr_completed_at": _now(), "ocr_error": None, "ocr_attempts": attempts}
+        self.complete(job, self.statuses.done, fields)
+        return self.statuses.done
+
     def fail(
         self, job: Job, message: str, *, permanent: bool, retry_delay_seconds: int = 0
     ) -> dict[str, Any] | None:
         """Record a failure: back to waiting with one more attempt, or to error when permanent or
         out of attempts. Returns the row, or None when the lease was already lost."""
-        return self._fail(
-            job.env, job.id, job.owner, job.stage, message, permanent, retry_delay_seconds
-        )
+        return self.fail_held(
+            job.env, job.id, job.owner, job.stage, message,
+            permanent=permanent, retry_delay_seconds=retry_delay_seconds,
+        )  # fmt: skip
 
-    def _fail(
+    def fail_held(
         self,
         env: str,
         job_id: str,
         owner: str,
         stage: Stage,
         message: str,
+        *,
         permanent: bool,
-        retry_delay_seconds: int,
+        retry_delay_seconds: int = 0,
     ) -> dict[str, Any] | None:
+        """`fail` for a row known by its id and owner only (a dead run's hooks, the reconciler)."""
         _, processing, retry_status = self._statuses_for(stage)
         rows = self._rpc(
             env,
@@ -319,6 +371,51 @@ class Queue:
             },
         )
         return rows[0] if rows else None
+
+    def cancel(self, env: str, job_id: str, owner: str, stage: Stage, message: str) -> bool:
+        """The operator cancelled the row's run: the row goes to error and stays there (if that
+        run holds it, or nobody does and it still waits for the stage). True if it changed."""
+        from_status, processing, _ = self._statuses_for(stage)
+        rows = self._rpc(env, "registre_cancel_v1", {
+            "p_id": job_id, "p_owner": owner, "p_stage": stage.value, "p_message": message[:4000],
+            "p_processing": processing, "p_waiting": from_status,
+            "p_error_status": self.statuses.error,
+        })  # fmt: skip
+        return bool(rows)
+
+    def requeue(self, env: str, job_id: str, stage: Stage) -> bool:
+        """Put a row in error back to the stage's waiting status, its attempts reset (a retry
+        asked for by an operator). True if it was in error."""
+        from_status, _, _ = self._statuses_for(stage)
+        params = {"p_id": job_id, "p_stage": stage.value, "p_error_status": self.statuses.error,
+                  "p_waiting": from_status}  # fmt: skip
+        return bool(self._rpc(env, "registre_requeue_v1", params))
+
+    def claimable(
+        self, stage: Stage, sources: tuple[str, ...] | None, limit: int
+    ) -> list[Claimable]:
+        """The next rows a claim would take, in claim order (environments in polling order),
+        without taking them."""
+        from_status, _, _ = self._statuses_for(stage)
+        found: list[Claimable] = []
+        for env in self.clients:
+            if len(found) >= limit:
+                break
+            params = {"p_from_status": from_status, "p_sources": list(sources) if sources else None,
+                      "p_limit": limit - len(found)}  # fmt: skip
+            for r in self._rpc(env, "registre_claimable_v1", params):
+                found.append(Claimable(env, str(r["id"]), r["document_source"] or "",
+                                       str(r["document_number"] or ""), r["version"]))  # fmt: skip
+        return found
+
+    def held(self) -> list[Held]:
+        """Every row held under a lease, in every environment."""
+        return [
+            Held(env, str(r["id"]), r["lease_owner"], Stage(r["lease_stage"]))
+            for env in self.clients
+            for r in self._rpc(env, "registre_held_v1", {})
+            if r["lease_stage"] in (Stage.REGISTRE.value, Stage.OCR.value)
+        ]
 
     def recover_expired(self) -> dict[str, list[dict[str, Any]]]:
         """Take back every row whose lease expired, in every environment."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -72,6 +73,10 @@ class Settings(BaseSettings):
     capacity_lease_seconds: float = Field(60, gt=0)  # a dead run's capacity is free after this
     capacity_host_ttl_seconds: float = Field(30, gt=0)  # a silent host expires after this
     redis_key_prefix: str = ""  # prepended to every coordination key
+    # The control plane (tasks/dispatch.py, `registre worker`)
+    registre_host_id: str | None = None  # this host's name in the budgets; default: hostname
+    dispatch_interval_seconds: float = Field(2, gt=0)  # how often a worker looks for documents
+    worker_drain_seconds: float = Field(600, ge=0)  # runs in progress may finish within this
     # OCR calls (tasks/gemini.py, tasks/pages.py)
     gemini_timeout_seconds: float = Field(300, gt=0)  # one HTTP call; a long PDF takes minutes
     gemini_max_attempts: int = Field(5, ge=1)  # per call, over 429s, 5xx and timeouts
@@ -95,6 +100,9 @@ class Settings(BaseSettings):
             if url and not url.startswith(("http://", "https://")):
                 raise ValueError(f"{env.upper()}_SUPABASE_URL must start with http:// or https://")
         return self
+
+    def host_id(self) -> str:
+        return self.registre_host_id or socket.gethostname()
 
     def environments(self) -> list[Environment]:
         """The enabled environments, in polling order (prod, staging, dev)."""

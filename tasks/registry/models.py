@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from tasks.queue import Job
 
 __all__ = ["DocumentSource", "DownloadResult", "RegistryRequest"]
 
@@ -26,16 +28,15 @@ class RegistryRequest:
             raise ValueError(f"unknown document_source {self.document_source!r}")
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RegistryRequest:
-        """From an extraction_queue row (the normalised number wins when present)."""
-        number = row.get("document_number_normalized") or row.get("document_number") or ""
+    def from_job(cls, job: Job) -> RegistryRequest:
+        """What a claimed row asks for (parse_job has checked and normalised it)."""
         return cls(
-            document_source=row["document_source"],
-            document_number=str(number),
-            circonscription_fonciere=row.get("circonscription_fonciere") or "",
-            cadastre=row.get("cadastre") or None,
-            designation_secondaire=row.get("designation_secondaire") or None,
-            acte_type=row.get("acte_type") or None,
+            document_source=job.document_source,  # type: ignore[arg-type]
+            document_number=job.document_number,
+            circonscription_fonciere=job.circonscription,
+            cadastre=job.cadastre,
+            designation_secondaire=job.designation_secondaire,
+            acte_type=job.acte_type,
         )
 
     @property

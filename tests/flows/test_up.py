@@ -10,29 +10,10 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL
 
-from deployments.up import runs_to_start
 from sandbox.registry.catalogue import INDEX_DOCUMENTS
 from tasks.statuses import SEED
 
 REGISTRE = str(Path(sys.executable).with_name("registre"))
-
-
-@pytest.mark.parametrize(
-    ("waiting", "starting", "working", "limit", "expected"),
-    [
-        (0, 0, 0, 4, 0),
-        (10, 0, 0, 4, 4),
-        (10, 0, 3, 4, 1),
-        (2, 0, 0, 4, 2),
-        (5, 0, 6, 4, 0),
-        (1, 1, 0, 4, 0),  # the run already created will take the one waiting document
-        (3, 1, 1, 4, 2),
-    ],
-)
-def test_runs_start_only_for_documents_no_run_will_take_within_free_slots(
-    waiting, starting, working, limit, expected
-):
-    assert runs_to_start(waiting, starting, working, limit) == expected
 
 
 @pytest.mark.slow

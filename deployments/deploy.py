@@ -1,0 +1,53 @@
+"""`registre deploy`: the work pools and queues, then `prefect deploy --all`. Once per Prefect
+server (or again after a change); idempotent."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from prefect import get_client
+from prefect.client.schemas.schedules import IntervalSchedule
+from prefect.workers.process import ProcessWorker
+
+from tasks.orchestration import ensure_pools
+from tasks.pools import POOL_QUEUES, REBALANCE
+from tasks.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+def deploy(settings: Settings) -> None:
+    template = ProcessWorker.get_default_base_job_template()
+    with get_client(sync_client=True) as client:
+        created = ensure_pools(client, {pool: template for pool in POOL_QUEUES})
+    if created:
+        logger.info("created %s", ", ".join(created))
+    command = [PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "prefect.yaml"]
+    done = subprocess.run(command, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"prefect deploy failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    set_rebalance_interval(settings.ocr_rebalance_interval_ms / 1000)
+    logger.info("deployed prefect.yaml: %s", ", ".join(p for p in POOL_QUEUES))
+
+
+def set_rebalance_interval(seconds: float) -> None:
+    """prefect.yaml says 30 s; OCR_REBALANCE_INTERVAL_MS may say otherwise."""
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(REBALANCE.full_name)
+        for schedule in client.read_deployment_schedules(deployment.id):
+            interval = getattr(schedule.schedule, "interval", None)
+            if interval is not None and interval != timedelta(seconds=seconds):
+                client.update_deployment_schedule(
+                    deployment.id,
+                    schedule.id,
+                    schedule=IntervalSchedule(interval=timedelta(seconds=seconds)),
+                )
+                logger.info("rebalance every %g s", seconds)

@@ -1,0 +1,247 @@
+"""`registre worker`: one host. Registers its budget and what it can run (heartbeat), starts a
+Prefect process worker per pool with `--limit` from that, dispatches documents (one host at a
+time), and on SIGTERM or Ctrl-C stops taking runs, lets the runs in progress finish, settles
+whatever it had to stop, and unregisters."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from deployments.deploy import PREFECT, ROOT
+from tasks.capacity import CapacityManager, cost_table, settings_budget
+from tasks.dispatch import ControlPlane, dispatch_until, settle_dead_run
+from tasks.planning import HostOffer, host_offer
+from tasks.pools import BY_FLOW, CONTROL_POOL, OCR_POOL, REGISTRE_POOL
+from tasks.queue import Queue
+from tasks.settings import Settings
+from tasks.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+POOLS = (REGISTRE_POOL, OCR_POOL, CONTROL_POOL)
+KILL_AFTER_S = 15  # after SIGTERM, a run's process has this long to report its crash itself
+# Prefect settings for the workers this command starts: poll every second (the default 10 s is
+# most of a run's start delay) and ship our modules' log lines (limiter waits, 429 pauses) to
+# the runs' logs in the UI.
+WORKER_ENV = {
+    "PREFECT_WORKER_QUERY_SECONDS": "1",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "tasks,flows",
+}
+
+
+def offer_for(settings: Settings, pools: tuple[str, ...]) -> HostOffer:
+    """What this host's workers take at most; raises InsufficientCapacity for a host that
+    cannot hold the OCR minimums."""
+    return host_offer(
+        settings_budget(settings),
+        cost_table(settings),
+        worker_count=settings.worker_count,
+        ocr_pool_size=settings.ocr_worker_pool_size,
+        min_index=settings.ocr_min_index_workers,
+        min_acte=settings.ocr_min_acte_workers,
+        pools=pools,
+    )
+
+
+def flow_run_processes(worker: subprocess.Popen[bytes]) -> dict[int, str]:
+    """The flow-run processes a Prefect worker started, by pid, with their flow-run ids."""
+    found = {}
+    try:
+        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    except OSError:
+        return found
+    for pid in map(int, children):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(b"PREFECT__FLOW_RUN_ID="):
+                found[pid] = item.split(b"=", 1)[1].decode()
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (finished, not yet reaped by its parent) is gone for our purpose
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+class Host:
+    def __init__(self, settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None:
+        self.settings = settings
+        self.pools = pools
+        self.run_dir = run_dir
+        self.host_id = settings.host_id()
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.runs: dict[int, str] = {}  # flow-run processes seen, pid -> flow-run id
+        self.stopping = threading.Event()
+        self.hurry = threading.Event()  # a second Ctrl-C: stop the runs now
+
+    def start_worker(self, pool: str, limit: int) -> None:
+        log = (self.run_dir / f"worker-{self.host_id}-{pool}.log").open("ab")
+        command = [
+            PREFECT,
+            "worker",
+            "start",
+            "--pool",
+            pool,
+            "--type",
+            "process",
+            "--limit",
+            str(limit),
+            "--name",
+            f"{self.host_id}-{pool}",
+        ]
+        env = {**os.environ, **WORKER_ENV, "REGISTRE_HOST_ID": self.host_id}
+        # its own session: a Ctrl-C in the terminal reaches this process only, which drains
+        self.workers[pool] = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+
+    def watch(self) -> None:
+        for worker in self.workers.values():
+            self.runs.update(flow_run_processes(worker))
+        self.runs = {pid: run for pid, run in self.runs.items() if alive(pid)}
+
+    def drain(self, cp: ControlPlane | None) -> None:
+        """Stop taking runs, let those in progress finish (up to WORKER_DRAIN_SECONDS), then
+        stop the rest and settle their rows, so no run stays Running behind this host."""
+        self.watch()
+        for worker in self.workers.values():
+            worker.send_signal(signal.SIGKILL)  # it polls no more; its runs live on (own session)
+        for worker in self.workers.values():
+            worker.wait()
+        deadline = time.monotonic() + self.settings.worker_drain_seconds
+        if self.runs:
+            logger.info(
+                "waiting for %d run(s) in progress to finish (Ctrl-C again stops them)",
+                len(self.runs),
+            )
+        while self.runs and time.monotonic() < deadline and not self.hurry.is_set():
+            time.sleep(0.5)
+            self.runs = {pid: run for pid, run in self.runs.items() if alive(pid)}
+        if not self.runs:
+            return
+        logger.warning("stopping %d run(s) still in progress", len(self.runs))
+        for pid in self.runs:
+            os.kill(pid, signal.SIGTERM)  # the flow engine reports Crashed and runs on_crashed
+        deadline = time.monotonic() + KILL_AFTER_S
+        while time.monotonic() < deadline and any(alive(pid) for pid in self.runs):
+            time.sleep(0.2)
+        for pid, run_id in self.runs.items():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            if cp is not None:
+                self.settle(cp, run_id)
+
+    def settle(self, cp: ControlPlane, run_id: str) -> None:
+        """A run this host stopped: Crashed in Prefect, its capacity and row given back."""
+        try:
+            run = cp.orchestrator.client.read_flow_run(run_id)
+            deployment = BY_FLOW.get(run.flow_name or "") or cp.orchestrator.deployment_of(run)
+            if run.state and not run.state.is_final():
+                cp.orchestrator.mark_crashed(run, f"host {self.host_id} stopped")
+            settle_dead_run(
+                cp,
+                deployment,
+                run_id,
+                run.parameters["env"],
+                run.parameters["job_id"],
+                cancelled=False,
+                why=f"host {self.host_id} stopped during the run",
+            )
+        except Exception:
+            logger.warning("could not settle run %s", run_id, exc_info=True)
+
+
+@contextmanager
+def signals_drain(host: Host) -> Iterator[None]:
+    """SIGTERM or Ctrl-C starts the drain; a second one hurries it."""
+
+    def handler(signum: int, frame: object) -> None:
+        (host.hurry if host.stopping.is_set() else host.stopping).set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    offer = offer_for(settings, pools)
+    for note in offer.notes:
+        logger.warning(note)
+    limits = {**offer.as_runs(), CONTROL_POOL: 1}
+    documents = REGISTRE_POOL in pools or OCR_POOL in pools
+    if documents:
+        queue = Queue(settings)
+        queue.check_status_names()
+        for env in queue.clients:
+            Storage(queue.client(env)).ensure_buckets()
+    host = Host(settings, pools, run_dir)
+    runs = offer.as_runs() if documents else {}
+    with ExitStack() as stack:
+        stack.enter_context(signals_drain(host))
+        capacity = CapacityManager.from_settings(settings)
+        stack.callback(capacity.client.close)
+        stack.enter_context(
+            capacity.host_registered(
+                host.host_id, settings_budget(settings), runs, list(offer.notes)
+            )
+        )
+        cp = stack.enter_context(ControlPlane.open(settings)) if documents else None
+        for pool in pools:
+            if limits[pool] > 0:
+                host.start_worker(pool, limits[pool])
+            else:
+                logger.warning("pool %s: no worker on this host (it can run 0)", pool)
+        logger.info(
+            "host %s: %s; logs in %s; Ctrl-C stops it",
+            host.host_id,
+            ", ".join(f"{p} x{limits[p]}" for p in pools),
+            run_dir,
+        )
+        dispatcher = None
+        if cp is not None:
+            dispatcher = threading.Thread(
+                target=dispatch_until,
+                name="dispatch",
+                daemon=True,
+                args=(cp, settings.dispatch_interval_seconds, host.stopping),
+            )
+            dispatcher.start()
+        while not host.stopping.wait(1):
+            host.watch()
+            for pool, worker in host.workers.items():
+                if worker.poll() is not None:
+                    logger.error(
+                        "the Prefect worker of pool %s exited (%s); restarting it",
+                        pool,
+                        worker.returncode,
+                    )
+                    host.start_worker(pool, limits[pool])
+        logger.info("host %s stopping: no new runs", host.host_id)
+        runs.update(dict.fromkeys(runs, 0))  # the next heartbeat offers nothing
+        if dispatcher is not None:
+            dispatcher.join()
+        host.drain(cp)
+        logger.info("host %s stopped", host.host_id)

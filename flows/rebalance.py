@@ -1,0 +1,139 @@
+"""The rebalance: every OCR_REBALANCE_INTERVAL_MS, the limits from the live hosts, the index/acte
+split, the reconciliation of dead runs and a dispatch, with a report in the UI. Cheap and
+idempotent: a skipped or cancelled run loses nothing.
+
+python -m flows.rebalance
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from tasks.dispatch import ControlPlane, Picture, dispatch, reconcile
+from tasks.pools import REBALANCE
+from tasks.ratelimit import GeminiLimiter, Usage
+from tasks.settings import get_settings
+
+
+@task(cache_policy=NO_CACHE)
+def take_back(cp: ControlPlane) -> list[str]:
+    return reconcile(cp)
+
+
+@task(cache_policy=NO_CACHE)
+def limits_and_dispatch(cp: ControlPlane) -> Picture | None:
+    return dispatch(cp, verify=True)
+
+
+def _num(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def report(picture: Picture, taken_back: list[str], usage: Usage) -> str:
+    """The markdown artifact: the system's state as this rebalance saw it."""
+    state, limits = picture.capacity, picture.limits
+    lines = [
+        "# Rebalance",
+        "",
+        "## Hosts",
+        "",
+        "| host | budget vCPU | budget GB | registre runs | OCR runs |",
+        "|---|---|---|---|---|",
+    ]
+    for host, budget in state.hosts.items():
+        runs = state.runs.get(host, {})
+        lines.append(
+            f"| {host} | {_num(budget.cpu)} | {_num(budget.ram)} |"
+            f" {runs.get('registre', 0)} | {runs.get('ocr', 0)} |"
+        )
+    if not state.hosts:
+        lines.append("| (no live host: every limit is 0) | | | | |")
+    lines += [
+        "",
+        f"Allocated: {_num(state.allocated.cpu)} vCPU / {_num(state.allocated.ram)} GB"
+        f" of {_num(state.budget.cpu)} vCPU / {_num(state.budget.ram)} GB,"
+        f" {len(state.workers)} run(s) holding capacity.",
+        "",
+    ]
+    changed = picture.limits_changed
+    lines += ["## Limits", "", "| limit | value | changed |", "|---|---|---|"]
+    for name, value in limits.as_json().items():
+        was = f"from {changed[name][0]}" if name in changed else ""
+        label = {
+            "registre": "pool registre",
+            "ocr": "pool ocr",
+            "index": "queue ocr/index",
+            "acte": "queue ocr/acte",
+        }[name]
+        lines.append(f"| {label} | {value} | {was} |")
+    lines += ["", f"Allocation (`worker_pool:allocation`): {limits.split.as_json()}", ""]
+    lines += [
+        "## Queue",
+        "",
+        "| environment | waiting download | ready for index OCR | ready for acte OCR |",
+        "|---|---|---|---|",
+    ]
+    for env, waiting in picture.waiting_by_env.items():
+        lines.append(
+            f"| {env} | {waiting['registre']} | {waiting['ocr-index']} | {waiting['ocr-acte']} |"
+        )
+    lines += ["", f"Runs in progress: {picture.active}; created now: {len(picture.created)}"]
+    lines += [f"- {name}" for name in picture.created]
+    pause = f", paused for {usage.paused_for_s:.1f} s" if usage.paused_for_s else ""
+    lines += [
+        "",
+        "## Gemini, trailing minute",
+        "",
+        f"{usage.requests} / {usage.max_requests} requests"
+        f" ({100 * usage.requests / usage.max_requests:.0f} % of RPM),"
+        f" {usage.tokens:,} / {usage.max_tokens:,} tokens"
+        f" ({100 * usage.tokens / usage.max_tokens:.0f} % of TPM){pause}",
+        "",
+    ]
+    lines += ["## Taken back", ""] + ([f"- {line}" for line in taken_back] or ["nothing"])
+    notes = [f"{host}: {note}" for host, ns in state.notes.items() for note in ns]
+    if notes:
+        lines += ["", "## Capacity", ""] + [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name=REBALANCE.flow)
+def rebalance() -> dict[str, Any]:
+    """Limits from the live hosts, the OCR split by queue depth, dead runs taken back, runs for
+    the waiting documents."""
+    logger = get_run_logger()
+    settings = get_settings()
+    with ControlPlane.open(settings) as cp:
+        taken_back = take_back(cp)
+        picture = limits_and_dispatch(cp)
+        if picture is None:  # a worker is dispatching this very moment: it does the same
+            logger.info("another dispatcher holds the lock; limits left to it")
+            return {"taken_back": len(taken_back)}
+        usage = GeminiLimiter.from_settings(settings, cp.redis).usage()
+    for host, notes in picture.capacity.notes.items():
+        for note in notes:
+            logger.warning("%s: %s", host, note)
+    create_markdown_artifact(
+        key="rebalance",
+        markdown=report(picture, taken_back, usage),
+        description="limits, allocation, queue, Gemini usage",
+    )
+    logger.info(
+        "limits %s, %d run(s) created, %d row(s) taken back",
+        picture.limits.as_json(),
+        len(picture.created),
+        len(taken_back),
+    )
+    return {
+        "limits": picture.limits.as_json(),
+        "created": picture.created,
+        "taken_back": taken_back,
+    }
+
+
+if __name__ == "__main__":
+    print(rebalance())

@@ -1,0 +1,259 @@
+"""The control plane's two steps, called by the rebalance flow, the document runs' hooks and
+`registre worker`: dispatch (limits from the live hosts, one run per claimable document within
+the free slots) and reconcile (take back what dead runs hold)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis
+from prefect import get_client
+from prefect.client.schemas.objects import FlowRun, StateType
+
+from tasks.capacity import CapacityManager, CapacityStatus, cost_table
+from tasks.orchestration import Orchestrator
+from tasks.planning import Limits, free_slots, plan_limits, runs_to_create
+from tasks.pools import DOCUMENT_DEPLOYMENTS, DocumentDeployment, owner_run, run_owner
+from tasks.queue import Queue, Stage
+from tasks.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CANCELLED_MESSAGE = "cancelled from the Prefect UI"
+LOCK_MS = 30_000  # a dispatcher that died holding the lock frees it after this
+FINISHED = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
+# compare-and-delete: only the holder releases the lock
+_UNLOCK_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
+
+
+@dataclass
+class ControlPlane:
+    """The clients the control steps use, opened once per process or run."""
+
+    settings: Settings
+    queue: Queue
+    redis: redis.Redis
+    capacity: CapacityManager
+    orchestrator: Orchestrator
+
+    @classmethod
+    @contextmanager
+    def open(cls, settings: Settings) -> Iterator[ControlPlane]:
+        client = redis.Redis.from_url(settings.redis_url)
+        try:
+            with get_client(sync_client=True) as prefect:
+                yield cls(
+                    settings,
+                    Queue(settings),
+                    client,
+                    CapacityManager.from_settings(settings, client),
+                    Orchestrator(prefect),
+                )
+        finally:
+            client.close()
+
+    def key(self, name: str) -> str:
+        return f"{self.settings.redis_key_prefix}{name}"
+
+
+@dataclass
+class Picture:
+    """What a dispatch saw and did, for logs and the rebalance artifact."""
+
+    capacity: CapacityStatus
+    waiting: dict[str, int]  # per deployment flow name
+    waiting_by_env: dict[str, dict[str, int]]
+    limits: Limits
+    limits_changed: dict[str, tuple[int | None, int]] = field(default_factory=dict)
+    active: dict[str, int] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+
+
+def waiting_documents(queue: Queue) -> dict[str, dict[str, int]]:
+    """Claimable rows per environment and deployment flow name."""
+    s = queue.statuses
+    found: dict[str, dict[str, int]] = {}
+    for env, counts in queue.counts(claimable=True).items():
+        per = found.setdefault(env, {d.flow: 0 for d in DOCUMENT_DEPLOYMENTS})
+        for (status, source), rows in counts.items():
+            for d in DOCUMENT_DEPLOYMENTS:
+                wanted = s.waiting if d.stage is Stage.REGISTRE else s.ready_for_ocr
+                if status == wanted and (d.sources is None or source in d.sources):
+                    per[d.flow] += rows
+    return found
+
+
+def plan(cp: ControlPlane) -> Picture:
+    s = cp.settings
+    state = cp.capacity.status()
+    by_env = waiting_documents(cp.queue)
+    waiting = {d.flow: sum(e[d.flow] for e in by_env.values()) for d in DOCUMENT_DEPLOYMENTS}
+    limits = plan_limits(
+        state.hosts,
+        state.runs,
+        cost_table(s),
+        index_waiting=waiting["ocr-index"],
+        acte_waiting=waiting["ocr-acte"],
+        min_index=s.ocr_min_index_workers,
+        min_acte=s.ocr_min_acte_workers,
+    )
+    return Picture(state, waiting, by_env, limits)
+
+
+def apply_limits(cp: ControlPlane, limits: Limits, *, verify: bool) -> dict:
+    """Bring Prefect's limits and `worker_pool:allocation` to `limits`. Without `verify`, trust
+    the record of the last change and call Prefect only when the plan moved."""
+    record = json.dumps(limits.as_json(), sort_keys=True)
+    if not verify and cp.redis.get(cp.key("worker_pool:limits")) == record.encode():
+        return {}
+    changed = cp.orchestrator.apply_limits(limits)
+    pipe = cp.redis.pipeline()
+    pipe.set(cp.key("worker_pool:limits"), record)
+    pipe.set(cp.key("worker_pool:allocation"), json.dumps(limits.split.as_json()))
+    pipe.execute()
+    return changed
+
+
+@contextmanager
+def dispatch_lock(cp: ControlPlane) -> Iterator[bool]:
+    """One dispatcher at a time over every host. A caller that finds it taken leaves a note so
+    the holder dispatches once more (the slot it freed is then seen)."""
+    token = uuid.uuid4().hex
+    lock, again = cp.key("dispatch:lock"), cp.key("dispatch:again")
+    if not cp.redis.set(lock, token, nx=True, px=LOCK_MS):
+        cp.redis.set(again, 1, px=LOCK_MS)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        cp.redis.eval(_UNLOCK_LUA, 1, lock, token)
+
+
+def dispatch(cp: ControlPlane, *, verify: bool = False) -> Picture | None:
+    """Set the limits from the live hosts, then create a run for each claimable document that
+    has none, within the free slots. None when another process is dispatching."""
+    with dispatch_lock(cp) as mine:
+        if not mine:
+            return None
+        for _ in range(3):  # again while someone asked during the pass
+            cp.redis.delete(cp.key("dispatch:again"))
+            picture = _dispatch_once(cp, verify=verify)
+            if not cp.redis.exists(cp.key("dispatch:again")):
+                break
+        return picture
+
+
+def _dispatch_once(cp: ControlPlane, *, verify: bool) -> Picture:
+    picture = plan(cp)
+    picture.limits_changed = apply_limits(cp, picture.limits, verify=verify)
+    active = cp.orchestrator.active_runs()
+    picture.active = {d.flow: len(runs) for d, runs in active.items()}
+    busy = {
+        (r.parameters.get("env"), r.parameters.get("job_id"))
+        for runs in active.values()
+        for r in runs
+    }
+    free = free_slots(picture.limits, {d: len(runs) for d, runs in active.items()})
+    for deployment in DOCUMENT_DEPLOYMENTS:
+        if free[deployment] <= 0 or not picture.waiting[deployment.flow]:
+            continue
+        rows = cp.queue.claimable(
+            deployment.stage, deployment.sources, free[deployment] + len(active[deployment])
+        )
+        for row in runs_to_create(rows, busy, free[deployment]):
+            run = cp.orchestrator.create_run(deployment, row)
+            if run.state and run.state.is_final():
+                _seen_before(cp, deployment, run)
+            picture.created.append(run.name)
+    if picture.created:
+        logger.info("dispatched %s", ", ".join(picture.created))
+    return picture
+
+
+def _seen_before(cp: ControlPlane, deployment: DocumentDeployment, run: FlowRun) -> None:
+    """This version of the row already had its run, and it ended without touching the row
+    (no capacity, or it died before claiming): run it again, unless an operator cancelled it."""
+    env, job_id = run.parameters["env"], run.parameters["job_id"]
+    if run.state.type is StateType.CANCELLED:
+        owner = run_owner(deployment.flow, run.id)
+        cp.queue.cancel(env, job_id, owner, deployment.stage, CANCELLED_MESSAGE)
+        logger.warning("%s: its run was cancelled before it started; row set to error", run.name)
+    else:
+        cp.orchestrator.reschedule(run, f"the document is still waiting (was {run.state.name})")
+
+
+def settle_dead_run(
+    cp: ControlPlane,
+    deployment: DocumentDeployment,
+    run_id: str,
+    env: str,
+    job_id: str,
+    *,
+    cancelled: bool,
+    why: str,
+) -> None:
+    """A run ended without settling its row (crashed, killed, cancelled): give its capacity
+    back, then send the row to error (cancelled) or back to the queue with one attempt counted
+    (a document that kills its run every time ends in error)."""
+    owner = run_owner(deployment.flow, run_id)
+    cp.capacity.release_id(owner)
+    if cancelled:
+        cp.queue.cancel(env, job_id, owner, deployment.stage, CANCELLED_MESSAGE)
+    else:
+        cp.queue.fail_held(env, job_id, owner, deployment.stage, why, permanent=False)
+
+
+def reconcile(cp: ControlPlane) -> list[str]:
+    """Take back what hooks could not: rows whose lease expired, rows held by runs Prefect
+    reports finished, and runs that stopped heartbeating (their capacity lease expired), which
+    are marked Crashed to free their pool slot."""
+    done = [
+        f"{env}: row {row['id']} lease expired, taken back"
+        for env, rows in cp.queue.recover_expired().items()
+        for row in rows
+    ]
+    leases = {str(w["workerId"]) for w in cp.capacity.status().workers}
+    grace_s = cp.settings.capacity_lease_seconds
+    now = datetime.now(UTC)
+    for run in cp.orchestrator.runs([StateType.PENDING, StateType.RUNNING]):
+        deployment = cp.orchestrator.deployment_of(run)
+        since = run.state.timestamp if run.state else run.created
+        if run_owner(deployment.flow, run.id) in leases or (now - since).total_seconds() < grace_s:
+            continue
+        why = f"no heartbeat for {grace_s:g} s (its capacity lease expired): the run's process died"
+        cp.orchestrator.mark_crashed(run, why)
+        done.append(f"{run.name}: marked Crashed, {why}")
+    held = {}
+    for row in cp.queue.held():
+        found = owner_run(row.owner)
+        if found:
+            held[found[1]] = (row, found[0])
+    finished = {str(r.id): r for r in cp.orchestrator.runs(FINISHED, ids=list(held))}
+    for run_id, run in finished.items():
+        row, deployment = held[run_id]
+        cancelled = run.state.type is StateType.CANCELLED
+        why = f"the run {run.name} ended {run.state.name} without writing its result"
+        settle_dead_run(cp, deployment, run_id, row.env, row.id, cancelled=cancelled, why=why)
+        done.append(f"{row.env}: row {row.id} taken back from {run.name} ({run.state.name})")
+    for line in done:
+        logger.warning(line)
+    return done
+
+
+def dispatch_until(cp: ControlPlane, every_s: float, stop: threading.Event) -> None:
+    """`registre worker`'s loop: a new document starts within seconds when a slot is free."""
+    while not stop.wait(every_s):
+        try:
+            dispatch(cp)
+        except Exception as exc:  # a Supabase or Prefect hiccup must not stop the host
+            logger.warning(
+                "dispatch failed, trying again in %.0f s: %s: %s", every_s, type(exc).__name__, exc
+            )

@@ -1,0 +1,181 @@
+"""Pure planning for the control plane: what a host offers, the pool and queue limits over the
+live hosts, the free slots, the runs to create. No Redis, Supabase or Prefect here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from tasks.allocation import Split, allocate, ocr_capacity
+from tasks.capacity import Budget, Cost, WorkerKind, max_count
+from tasks.pools import OCR_ACTE, OCR_INDEX, OCR_POOL, REGISTRE, REGISTRE_POOL, DocumentDeployment
+from tasks.queue import Claimable
+
+RUN_NAME_NUMBER_MAX = 60  # characters of the document number kept in a run's name
+
+
+class InsufficientCapacity(Exception):
+    """The host's budget cannot hold what its configuration asks for."""
+
+
+def _amount(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def shortfall(what: str, need: Cost, have: Budget) -> str:
+    """ "Insufficient server capacity: ..." naming the resource short and the numbers."""
+    short = [
+        f"{name} needs {_amount(n)} {unit}, {_amount(max(0.0, h))} {unit} available"
+        for name, unit, n, h in (
+            ("CPU", "vCPU", need.cpu, have.cpu),
+            ("RAM", "GB", need.ram, have.ram),
+        )
+        if n > h + 1e-9
+    ]
+    return f"Insufficient server capacity: {what}: " + "; ".join(short)
+
+
+@dataclass(frozen=True)
+class HostOffer:
+    """The runs a host's workers take at most (their `--limit`), and why some kind got 0."""
+
+    registre: int
+    ocr: int
+    notes: tuple[str, ...] = ()
+
+    def as_runs(self) -> dict[str, int]:
+        return {REGISTRE_POOL: self.registre, OCR_POOL: self.ocr}
+
+
+def host_offer(
+    budget: Budget,
+    costs: Mapping[WorkerKind, Cost],
+    *,
+    worker_count: int,
+    ocr_pool_size: int,
+    min_index: int,
+    min_acte: int,
+    pools: Iterable[str] = (REGISTRE_POOL, OCR_POOL),
+) -> HostOffer:
+    """R = min(WORKER_COUNT, registre runs that fit beside the OCR minimums), O = min(
+    OCR_WORKER_POOL_SIZE, OCR runs that fit in what R leaves, counted as an even index/acte mix).
+
+    Raises InsufficientCapacity when a host running OCR cannot hold the OCR minimums: their
+    documents would wait for ever.
+    """
+    pools = set(pools)
+    index, acte, registre = (
+        costs[k] for k in (WorkerKind.INDEX_OCR, WorkerKind.ACTE_OCR, WorkerKind.REGISTRE)
+    )
+    minimums = index * min_index + acte * min_acte if OCR_POOL in pools else Cost(0, 0)
+    if not minimums.fits(budget):
+        raise InsufficientCapacity(
+            shortfall(
+                f"the OCR minimums ({min_index} index + {min_acte} acte runs)", minimums, budget
+            )
+        )
+    notes = []
+    r = 0
+    if REGISTRE_POOL in pools and worker_count > 0:
+        room = budget + minimums * -1
+        r = min(worker_count, max_count(registre, room))
+        if r == 0:
+            after = " beside the OCR minimums" if OCR_POOL in pools else ""
+            notes.append(shortfall(f"one registre run{after}", registre, room))
+    o = 0
+    if OCR_POOL in pools and ocr_pool_size > 0:
+        left = budget + registre * -r
+        o = min(ocr_pool_size, max(min_index + min_acte, max_count((index + acte) * 0.5, left)))
+        if o == 0:
+            notes.append(shortfall("one OCR run", index, left))
+    return HostOffer(r, o, tuple(notes))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The Prefect limits over every live host: pools `registre` and `ocr`, the OCR queues."""
+
+    registre: int
+    ocr: int
+    split: Split
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def deployment_limit(self, deployment: DocumentDeployment) -> int:
+        return {REGISTRE: self.registre, OCR_INDEX: self.split.index, OCR_ACTE: self.split.acte}[
+            deployment
+        ]
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "registre": self.registre,
+            "ocr": self.ocr,
+            "index": self.split.index,
+            "acte": self.split.acte,
+        }
+
+
+NO_LIMITS = Limits(0, 0, Split(0, 0))
+
+
+def plan_limits(
+    budgets: Mapping[str, Budget],
+    offers: Mapping[str, Mapping[str, int]],
+    costs: Mapping[WorkerKind, Cost],
+    *,
+    index_waiting: int,
+    acte_waiting: int,
+    min_index: int,
+    min_acte: int,
+) -> Limits:
+    """Pool `registre` = ΣR, pool `ocr` = ΣO over the live hosts; the index/acte queues split ΣO
+    with the seed formula, kept inside what the summed budget leaves after ΣR registre runs."""
+    if not budgets:
+        return NO_LIMITS
+    r = sum(offer.get(REGISTRE_POOL, 0) for offer in offers.values())
+    o = sum(offer.get(OCR_POOL, 0) for offer in offers.values())
+    total = sum(budgets.values(), Budget(0, 0))
+    room = ocr_capacity(total, r, dict(costs))
+    split = allocate(
+        o,
+        index_waiting,
+        acte_waiting,
+        min_index=min_index,
+        min_acte=min_acte,
+        capacity=room,
+        costs=dict(costs),
+    )
+    return Limits(r, o, split)
+
+
+def free_slots(
+    limits: Limits, active: Mapping[DocumentDeployment, int]
+) -> dict[DocumentDeployment, int]:
+    """Slots each document deployment may still fill: its own limit, and for OCR the pool's."""
+    free = {
+        d: max(0, limits.deployment_limit(d) - active.get(d, 0))
+        for d in (REGISTRE, OCR_INDEX, OCR_ACTE)
+    }
+    ocr_left = max(0, limits.ocr - active.get(OCR_INDEX, 0) - active.get(OCR_ACTE, 0))
+    free[OCR_INDEX] = min(free[OCR_INDEX], ocr_left)
+    free[OCR_ACTE] = min(free[OCR_ACTE], ocr_left - free[OCR_INDEX])
+    return free
+
+
+def runs_to_create(
+    claimable: Iterable[Claimable], busy: set[tuple[str, str]], free: int
+) -> list[Claimable]:
+    """The first `free` rows, in claim order, that have no run in progress yet."""
+    chosen = [row for row in claimable if (row.env, row.id) not in busy]
+    return chosen[: max(0, free)]
+
+
+def run_name(deployment: DocumentDeployment, row: Claimable) -> str:
+    """`<stage>-<env>-<source>-<number>`, the number as the operator typed it."""
+    number = " ".join(row.number.split())[:RUN_NAME_NUMBER_MAX] or "?"
+    return f"{deployment.stage.value}-{row.env}-{row.source}-{number}"
+
+
+def idempotency_key(deployment: DocumentDeployment, row: Claimable) -> str:
+    """Same row, same version: the same run; a row written since (retried, put back) gets a new
+    one."""
+    return f"{deployment.flow}:{row.env}:{row.id}:{row.version}"

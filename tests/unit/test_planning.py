@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import pytest
+
+from tasks.allocation import Split
+from tasks.capacity import DEFAULT_COSTS, Budget
+from tasks.planning import (
+    NO_LIMITS,
+    InsufficientCapacity,
+    Limits,
+    free_slots,
+    host_offer,
+    idempotency_key,
+    plan_limits,
+    run_name,
+    runs_to_create,
+)
+from tasks.pools import OCR_ACTE, OCR_INDEX, OCR_POOL, REGISTRE, REGISTRE_POOL
+from tasks.queue import Claimable
+
+SEED_HOST = Budget(6.4, 12.8)  # 8 vCPU / 16 GB with 20 % kept back
+
+
+def offer(budget=SEED_HOST, **kw):
+    values = {"worker_count": 1, "ocr_pool_size": 4, "min_index": 1, "min_acte": 1, **kw}
+    return host_offer(budget, DEFAULT_COSTS, **values)
+
+
+def test_a_host_offers_its_counts_when_they_fit():
+    assert offer(Budget(20, 20), worker_count=2, ocr_pool_size=4).as_runs() == {
+        REGISTRE_POOL: 2,
+        OCR_POOL: 4,
+    }
+
+
+def test_registre_runs_leave_room_for_the_ocr_minimums():
+    # 6.4 vCPU: the minimums take 2.5, so one registre run (3) fits, not two
+    result = offer(worker_count=3)
+    assert result.registre == 1
+    # what is left after it (3.4 vCPU) holds two OCR runs of the even mix (1.25 each)
+    assert result.ocr == 2
+
+
+def test_a_host_that_cannot_hold_the_ocr_minimums_is_refused_with_the_numbers():
+    with pytest.raises(
+        InsufficientCapacity,
+        match=r"Insufficient server capacity: .*CPU needs 2.5"
+        r" vCPU, 1.6 vCPU available",
+    ):
+        offer(Budget(1.6, 4))
+
+
+def test_a_kind_that_does_not_fit_once_gets_0_with_a_message():
+    result = offer(Budget(4, 8), worker_count=1)  # 4 - 2.5 leaves 1.5 vCPU, a run needs 3
+    assert result.registre == 0 and result.ocr >= 2
+    assert result.notes == (
+        "Insufficient server capacity: one registre run beside the OCR"
+        " minimums: CPU needs 3 vCPU, 1.5 vCPU available",
+    )
+
+
+def test_a_registre_only_host_uses_its_whole_budget():
+    result = offer(Budget(6.4, 12.8), worker_count=3, pools=(REGISTRE_POOL,))
+    assert (result.registre, result.ocr) == (2, 0)
+
+
+def test_limits_are_the_sums_over_live_hosts_and_zero_without_hosts():
+    budgets = {"a": SEED_HOST, "b": Budget(20, 20)}
+    offers = {"a": {REGISTRE_POOL: 1, OCR_POOL: 2}, "b": {REGISTRE_POOL: 2, OCR_POOL: 4}}
+    limits = plan_limits(
+        budgets, offers, DEFAULT_COSTS, index_waiting=10, acte_waiting=0, min_index=1, min_acte=1
+    )
+    assert (limits.registre, limits.ocr) == (3, 6)
+    assert limits.split == Split(5, 1)  # proportional, the acte minimum kept
+    assert (
+        plan_limits({}, {}, DEFAULT_COSTS, index_waiting=5, acte_waiting=5, min_index=1, min_acte=1)
+        == NO_LIMITS
+    )
+
+
+def test_the_split_stays_inside_what_the_registre_runs_leave():
+    limits = plan_limits(
+        {"a": Budget(8, 16)},
+        {"a": {REGISTRE_POOL: 1, OCR_POOL: 8}},
+        DEFAULT_COSTS,
+        index_waiting=100,
+        acte_waiting=0,
+        min_index=1,
+        min_acte=1,
+    )
+    # 8 - 3 leaves 5 vCPU: 2 index (3) + 1 acte (1) = 4 fits, 3 index + 1 acte = 5.5 does not
+    assert limits.split.cost(DEFAULT_COSTS).cpu <= 5
+    assert limits.split.acte >= 1
+
+
+def test_free_slots_respect_each_queue_and_the_ocr_pool():
+    limits = Limits(2, 3, Split(2, 2))
+    free = free_slots(limits, {REGISTRE: 1, OCR_INDEX: 1, OCR_ACTE: 1})
+    assert free == {REGISTRE: 1, OCR_INDEX: 1, OCR_ACTE: 0}  # the pool's 3rd slot went to index
+    assert free_slots(limits, {REGISTRE: 5})[REGISTRE] == 0
+
+
+def rows(n):
+    return [Claimable("prod", f"id-{i}", "index", f"{i} 000", "v1") for i in range(n)]
+
+
+def test_runs_are_created_in_claim_order_only_for_rows_without_a_run():
+    chosen = runs_to_create(rows(5), busy={("prod", "id-0"), ("prod", "id-2")}, free=2)
+    assert [r.id for r in chosen] == ["id-1", "id-3"]
+    assert runs_to_create(rows(5), set(), 0) == []
+
+
+def test_a_run_is_named_after_its_document_and_keyed_on_the_rows_version():
+    row = Claimable("staging", "abc", "index", " 2 274  178 ", "2026-12-01 10:00:00+00")
+    assert run_name(REGISTRE, row) == "registre-staging-index-2 274 178"
+    assert run_name(OCR_INDEX, row._replace(number="9" * 5000)) == "ocr-staging-index-" + "9" * 60
+    assert idempotency_key(REGISTRE, row) != idempotency_key(REGISTRE, row._replace(version="v2"))
+    assert idempotency_key(REGISTRE, row) == idempotency_key(REGISTRE, row)
