@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect import Flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run as this_run
 from prefect.states import Completed, State
 
 from tasks.capacity import CapacityExceeded, CapacityManager, WorkerKind, settings_budget
@@ -88,10 +88,10 @@ def document_run(
     and settled on the row, then re-raised. `run.skipped` is set instead of `run.job` when there
     is no room or the row is not claimable."""
     settings = get_settings()
-    run_id = flow_run.get_id()
+    run_id = this_run.get_id()
     owner = run_owner(deployment.flow, run_id or f"{socket.gethostname()}:{uuid.uuid4()}")
     run = DocumentRun(settings, Queue(settings), owner)
-    if (flow_run.run_count or 1) > 1 and run.queue.requeue(env, job_id, deployment.stage):
+    if (this_run.run_count or 1) > 1 and run.queue.requeue(env, job_id, deployment.stage):
         get_run_logger().info("retry: row %s was in error, put back in the queue", job_id)
     with ExitStack() as stack:
         try:
@@ -158,17 +158,18 @@ def _quietly(what: str, step: Callable[[ControlPlane], object]) -> None:
         logger.warning("%s failed; the next rebalance will do it", what, exc_info=True)
 
 
-def refill_slot(flow: Flow, run: FlowRun, state: State) -> None:
+def refill_slot(flow: Flow, flow_run: FlowRun, state: State) -> None:
     """on_completion / on_failure: the run settled its row; start the next document now (and a
     finished download's OCR run)."""
     _quietly("dispatch after the run", dispatch)
 
 
-def free_dead_run(flow: Flow, run: FlowRun, state: State) -> None:
+def free_dead_run(flow: Flow, flow_run: FlowRun, state: State) -> None:
     """on_crashed / on_cancellation (run by the worker when it killed or lost the run's
     process): give back the run's capacity and row, then refill the slot. A cancel is the
     operator's decision: the row goes to error and stays there."""
-    deployment = BY_FLOW[flow.name]
+    # Prefect calls hooks with these keyword names
+    run, deployment = flow_run, BY_FLOW[flow.name]
     env, job_id = run.parameters["env"], run.parameters["job_id"]
 
     def settle(cp: ControlPlane) -> None:

@@ -2,18 +2,29 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect import get_client
+from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
+from deployments.up import SERVER_ENV
 from flows.common import this_host_registered
 from sandbox.registry.catalogue import ACCOUNTS
 from tasks.settings import get_settings
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The test server is configured as `registre up` configures its own (a 30 s schedule keeps a
+# few runs ahead, not 100).
+for _name, _value in SERVER_ENV.items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +101,96 @@ def pipeline(
 
 def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
+
+
+REGISTRE = str(Path(sys.executable).with_name("registre"))
+_deployed: set[str] = set()
+
+
+@dataclass
+class System:
+    """The deployed system on the test's Prefect server: `registre deploy` done, hosts started
+    with `registre worker`, the Prefect API at hand."""
+
+    pipeline: Pipeline
+    dev: Any
+    run_dir: Path
+    hosts: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start_host(self, host_id: str, pool: str = "all", **env: str) -> subprocess.Popen[bytes]:
+        log = (self.run_dir / f"host-{host_id}.log").open("ab")
+        process = subprocess.Popen(
+            [REGISTRE, "worker", "--pool", pool, "--host-id", host_id, "--run-dir",
+             str(self.run_dir)],
+            env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), **env},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        self.hosts[host_id] = process
+        return process
+
+    def stop_host(self, host_id: str, *, hurry: bool = False, timeout: float = 180) -> int:
+        process = self.hosts.pop(host_id)
+        process.send_signal(signal.SIGTERM)
+        if hurry:
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+        return process.wait(timeout)
+
+    def log(self, host_id: str) -> str:
+        return (self.run_dir / f"host-{host_id}.log").read_text(errors="replace")
+
+    def client(self) -> Any:
+        return get_client(sync_client=True)
+
+    def wait(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if value := condition():
+                return value
+            for host_id, process in self.hosts.items():
+                exited = process.poll() is not None
+                assert not exited, f"host {host_id} exited:\n{self.log(host_id)[-3000:]}"
+            time.sleep(0.5)
+        logs = "\n".join(f"--- {h}\n{self.log(h)[-2000:]}" for h in self.hosts)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
+
+    def runs(self, deployment: str | None = None) -> list[Any]:
+        with self.client() as client:
+            runs = client.read_flow_runs(limit=200)
+        return [r for r in runs if deployment is None or r.name.startswith(deployment)]
+
+
+def delete_flow_runs() -> None:
+    with get_client(sync_client=True) as client:
+        while runs := client.read_flow_runs(limit=200):
+            for run in runs:
+                client.delete_flow_run(run.id)
+
+
+@pytest.fixture
+def system(
+    pipeline: Pipeline,
+    supabase_projects: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[System]:
+    dev = supabase_projects["dev"]
+    monkeypatch.setenv("DEV_SUPABASE_URL", dev.url)
+    monkeypatch.setenv("DEV_SUPABASE_SERVICE_KEY", dev.service_key)
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+    get_settings.cache_clear()
+    api = PREFECT_API_URL.value()
+    if api not in _deployed:
+        done = subprocess.run([REGISTRE, "deploy"], capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        _deployed.add(api)
+    delete_flow_runs()
+    system = System(pipeline, dev, tmp_path)
+    try:
+        yield system
+    finally:
+        for host_id in list(system.hosts):
+            system.stop_host(host_id, hurry=True)
+        delete_flow_runs()
+        get_settings.cache_clear()
