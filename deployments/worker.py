@@ -17,7 +17,7 @@ from pathlib import Path
 
 from deployments.deploy import PREFECT, ROOT
 from tasks.capacity import CapacityManager, cost_table, settings_budget
-from tasks.dispatch import ControlPlane, dispatch_until, settle_dead_run
+from tasks.dispatch import ControlPlane, Ending, dispatch_until, settle_dead_run
 from tasks.planning import HostOffer, host_offer
 from tasks.pools import BY_FLOW, CONTROL_POOL, OCR_POOL, REGISTRE_POOL
 from tasks.queue import Queue
@@ -157,15 +157,9 @@ class Host:
             deployment = BY_FLOW.get(run.flow_name or "") or cp.orchestrator.deployment_of(run)
             if run.state and not run.state.is_final():
                 cp.orchestrator.mark_crashed(run, f"host {self.host_id} stopped")
-            settle_dead_run(
-                cp,
-                deployment,
-                run_id,
-                run.parameters["env"],
-                run.parameters["job_id"],
-                cancelled=False,
-                why=f"host {self.host_id} stopped during the run",
-            )
+            why = f"host {self.host_id} stopped during the run"
+            env, job_id = run.parameters["env"], run.parameters["job_id"]
+            settle_dead_run(cp, deployment, run_id, env, job_id, Ending.STOPPED, why)
         except Exception:
             logger.warning("could not settle run %s", run_id, exc_info=True)
 

@@ -19,7 +19,7 @@ from prefect.runtime import flow_run as this_run
 from prefect.states import Completed, State
 
 from tasks.capacity import CapacityExceeded, CapacityManager, WorkerKind, settings_budget
-from tasks.dispatch import ControlPlane, dispatch, settle_dead_run
+from tasks.dispatch import ControlPlane, Ending, dispatch, settle_dead_run
 from tasks.lease import LeaseKeeper
 from tasks.pools import BY_FLOW, DocumentDeployment, run_owner
 from tasks.queue import Job, LeaseLost, Queue, Stage
@@ -177,8 +177,9 @@ def free_dead_run(flow: Flow, flow_run: FlowRun, state: State) -> None:
         cancelled = any(
             s is not None and (s.is_cancelled() or s.is_cancelling()) for s in (state, now)
         )
+        ending = Ending.CANCELLED if cancelled else Ending.CRASHED
         why = f"the run {run.name} crashed: {state.message or state.name}"
-        settle_dead_run(cp, deployment, str(run.id), env, job_id, cancelled=cancelled, why=why)
+        settle_dead_run(cp, deployment, str(run.id), env, job_id, ending, why)
         dispatch(cp)
 
     _quietly(f"freeing {run.name}", settle)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import redis
 from prefect import get_client
@@ -190,23 +191,30 @@ def _seen_before(cp: ControlPlane, deployment: DocumentDeployment, run: FlowRun)
         cp.orchestrator.reschedule(run, f"the document is still waiting (was {run.state.name})")
 
 
+class Ending(StrEnum):
+    """How a run ended without settling its row, which decides the row's fate."""
+
+    CRASHED = "crashed"  # back to the queue, one attempt counted (it may be the document)
+    CANCELLED = "cancelled"  # the operator's decision: error, and it stays there
+    STOPPED = "stopped"  # its host was stopped: back to the queue, no attempt counted
+
+
 def settle_dead_run(
     cp: ControlPlane,
     deployment: DocumentDeployment,
     run_id: str,
     env: str,
     job_id: str,
-    *,
-    cancelled: bool,
+    ending: Ending,
     why: str,
 ) -> None:
-    """A run ended without settling its row (crashed, killed, cancelled): give its capacity
-    back, then send the row to error (cancelled) or back to the queue with one attempt counted
-    (a document that kills its run every time ends in error)."""
+    """A run ended without settling its row: give its capacity back, then its row."""
     owner = run_owner(deployment.flow, run_id)
     cp.capacity.release_id(owner)
-    if cancelled:
+    if ending is Ending.CANCELLED:
         cp.queue.cancel(env, job_id, owner, deployment.stage, CANCELLED_MESSAGE)
+    elif ending is Ending.STOPPED:
+        cp.queue.release_held(env, job_id, owner, deployment.stage, why)
     else:
         cp.queue.fail_held(env, job_id, owner, deployment.stage, why, permanent=False)
 
@@ -240,8 +248,9 @@ def reconcile(cp: ControlPlane) -> list[str]:
     for run_id, run in finished.items():
         row, deployment = held[run_id]
         cancelled = run.state.type is StateType.CANCELLED
+        ending = Ending.CANCELLED if cancelled else Ending.CRASHED
         why = f"the run {run.name} ended {run.state.name} without writing its result"
-        settle_dead_run(cp, deployment, run_id, row.env, row.id, cancelled=cancelled, why=why)
+        settle_dead_run(cp, deployment, run_id, row.env, row.id, ending, why)
         done.append(f"{row.env}: row {row.id} taken back from {run.name} ({run.state.name})")
     for line in done:
         logger.warning(line)

@@ -309,6 +309,9 @@ def _parse_json(text: str, schema: Any, model: str) -> Any:
     return value
 
 
+LOGGED_WAIT_S = 0.5  # a shorter wait at the limiter is not worth a line in the run's log
+
+
 def generate(
     contents: Any,
     *,
@@ -339,6 +342,9 @@ def generate(
             permit = limiter.acquire(estimate, policy.max_wait_s)
         except ratelimit.RateLimitTimeout as exc:
             raise RateLimited(f"no Gemini capacity: {exc}", exc.retry_after_s) from exc
+        if getattr(permit, "waited_s", 0) >= LOGGED_WAIT_S:
+            logger.info("waited %.1f s at the shared Gemini rate limiter (%s)", permit.waited_s,
+                        model, extra={"action": "gemini_limiter_wait"})  # fmt: skip
         try:
             response = client.models.generate_content(model=model, contents=contents, config=config)
         except errors.APIError as exc:

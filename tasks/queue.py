@@ -356,14 +356,22 @@ class Queue:
     def release(self, job: Job, message: str, *, retry_delay_seconds: int) -> dict[str, Any] | None:
         """Give the row back without counting an attempt, for failures that are not the
         document's (the registry or Gemini down, no free account, a configuration mistake)."""
-        _, processing, retry_status = self._statuses_for(job.stage)
+        return self.release_held(job.env, job.id, job.owner, job.stage, message,
+                                 retry_delay_seconds=retry_delay_seconds)  # fmt: skip
+
+    def release_held(
+        self, env: str, job_id: str, owner: str, stage: Stage, message: str,
+        *, retry_delay_seconds: int = 0,
+    ) -> dict[str, Any] | None:  # fmt: skip
+        """`release` for a row known by its id and owner only (a host that stopped its runs)."""
+        _, processing, retry_status = self._statuses_for(stage)
         rows = self._rpc(
-            job.env,
+            env,
             "registre_release_v1",
             {
-                "p_id": job.id,
-                "p_owner": job.owner,
-                "p_stage": job.stage.value,
+                "p_id": job_id,
+                "p_owner": owner,
+                "p_stage": stage.value,
                 "p_message": message[:4000],
                 "p_processing": processing,
                 "p_retry_status": retry_status,

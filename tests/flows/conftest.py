@@ -19,6 +19,7 @@ from prefect.testing.utilities import prefect_test_harness
 from deployments.up import SERVER_ENV
 from flows.common import this_host_registered
 from sandbox.registry.catalogue import ACCOUNTS
+from tasks.pools import REBALANCE
 from tasks.settings import get_settings
 
 # The test server is configured as `registre up` configures its own (a 30 s schedule keeps a
@@ -161,9 +162,12 @@ class System:
         return [r for r in runs if deployment is None or r.name.startswith(deployment)]
 
 
-def delete_flow_runs() -> None:
+def delete_document_runs() -> None:
+    """Every run but the rebalance's scheduled ones (the scheduler would take a minute to make
+    them again), so that one test's runs never take another's slots."""
     with get_client(sync_client=True) as client:
-        while runs := client.read_flow_runs(limit=200):
+        keep = client.read_deployment_by_name(REBALANCE.full_name).id
+        while runs := [r for r in client.read_flow_runs(limit=200) if r.deployment_id != keep]:
             for run in runs:
                 client.delete_flow_run(run.id)
 
@@ -185,12 +189,12 @@ def system(
         done = subprocess.run([REGISTRE, "deploy"], capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stdout + done.stderr
         _deployed.add(api)
-    delete_flow_runs()
+    delete_document_runs()
     system = System(pipeline, dev, tmp_path)
     try:
         yield system
     finally:
         for host_id in list(system.hosts):
             system.stop_host(host_id, hurry=True)
-        delete_flow_runs()
+        delete_document_runs()
         get_settings.cache_clear()

@@ -58,7 +58,7 @@ def test_an_index_document_is_read_into_the_catalogues_rows(pipeline):
     result = ocr_index(env="prod", job_id=job_id)
 
     row = pipeline.row(job_id)
-    assert result["claimed"] and row["status_id"] == SEED.done, row["ocr_error"]
+    assert result["id"] == job_id and row["status_id"] == SEED.done, row["ocr_error"]
     expected = list(INDEX.pages)
     assert parse_pages(row["file_content"]) == expected
     assert row["boosted_file_content"] == render_pages(expected)

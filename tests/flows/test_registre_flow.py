@@ -46,7 +46,7 @@ def test_a_waiting_row_becomes_a_pdf_in_storage(pipeline, source, columns, expec
     result = run_flow(env="prod", job_id=job_id)
 
     row = pipeline.row(job_id)
-    assert result["claimed"] and row["status_id"] == status, row["error_message"]
+    assert result["id"] == job_id and row["status_id"] == status, row["error_message"]
     assert row["supabase_path"].startswith(f"{bucket}/")
     assert row["lease_expires_at"] is None and row["downloaded_at"] is not None
     stored = pipeline.download(row["supabase_path"])
@@ -118,3 +118,15 @@ def test_a_second_document_reuses_the_logged_in_session(pipeline):
 
     logins = control.counters(pipeline.registry)["logins"]
     assert sum(logins.values()) == 1
+
+
+def test_a_run_whose_row_is_not_waiting_ends_skipped_saying_why(pipeline):
+    job_id = pipeline.insert("index", status_id=SEED.done, **{
+        "document_number": INDEX.lot, "circonscription_fonciere": INDEX.circonscription,
+        "cadastre": INDEX.cadastre})  # fmt: skip
+
+    state = run_flow(env="prod", job_id=job_id, return_state=True)
+
+    assert state.is_completed() and state.name == "Skipped"
+    assert f"row {job_id} is in status {SEED.done}" in state.message
+    assert pipeline.row(job_id)["status_id"] == SEED.done

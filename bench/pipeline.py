@@ -1,0 +1,250 @@
+"""Documents through the whole stack: `registre deploy`, one `registre worker` host, a Prefect
+server of its own, the three stand-ins at fixed latencies.
+
+Prints, from the Prefect API and the queue:
+- waiting -> run started with a free slot (median, p95): documents added one at a time;
+- Prefect's overhead per run, created -> Running (the flow's first line), against the baseline of
+  this machine: a fresh Python process importing the flow module, measured in the same run;
+- slot utilisation with a backlog (busy slot-seconds / available slot-seconds, per pool);
+- the utilisation projected at the real site's latencies (download 60-180 s, OCR 30-180 s),
+  from the idle time each slot showed between two runs.
+
+    .venv/bin/python bench/pipeline.py [--documents 100] [--registre 2] [--ocr 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import psycopg
+from prefect import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from sandbox import gemini
+from sandbox.postgres import create_database, drop_database
+from sandbox.registry import serve as serve_registry
+from sandbox.registry.catalogue import ACCOUNTS, ACTES, INDEX_DOCUMENTS
+from sandbox.supabase import serve as serve_supabase
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+REAL = {"registre": (60, 180), "ocr": (30, 180)}  # seconds per document at the real site
+
+
+def median_p95(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+def import_baseline() -> float:
+    """What a fresh process pays before any flow can run: Python, Prefect and the flow modules."""
+    times = []
+    for module in ("flows.registre", "flows.ocr"):
+        start = time.monotonic()
+        subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, check=True)
+        times.append(time.monotonic() - start)
+    return statistics.mean(times)
+
+
+class Bench:
+    def __init__(self, dsn: str, env: dict[str, str]) -> None:
+        self.dsn = dsn
+        self.env = env
+        self.docs = [(d.lot, d.circonscription, d.cadastre) for d in INDEX_DOCUMENTS]
+        self.actes = [a for a in ACTES if not a.paper_only]
+
+    def insert(self, n: int, offset: int = 0) -> list[str]:
+        ids = []
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            for i in range(offset, offset + n):
+                if i % 5 in (1, 3):
+                    a = self.actes[i % len(self.actes)]
+                    row = ("acte", a.numero, a.circonscription, None, a.type_document)
+                else:
+                    lot, circ, cadastre = self.docs[i % len(self.docs)]
+                    row = ("index", lot, circ, cadastre, None)
+                ids.append(
+                    str(
+                        conn.execute(
+                            "INSERT INTO extraction_queue (document_source, document_number,"
+                            " circonscription_fonciere, cadastre, acte_type)"
+                            " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                            row,
+                        ).fetchone()[0]
+                    )
+                )
+        return ids
+
+    def rows(self, ids: list[str]) -> dict[str, tuple[int, object]]:
+        with psycopg.connect(self.dsn) as conn:
+            found = conn.execute(
+                "SELECT id::text, status_id, created_at FROM extraction_queue"
+                " WHERE id = ANY(%s::uuid[])",
+                (ids,),
+            ).fetchall()
+        return {i: (s, c) for i, s, c in found}
+
+    def wait_final(self, ids: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(s in (4, 5) for s, _ in self.rows(ids).values()):
+                return
+            time.sleep(1)
+        raise RuntimeError(f"documents not final after {timeout:.0f} s")
+
+
+def document_runs(job_ids: set[str]) -> list:
+    with get_client(sync_client=True) as client:
+        runs, offset = [], 0
+        while page := client.read_flow_runs(limit=200, offset=offset):
+            runs += page
+            offset += len(page)
+    return [r for r in runs if r.parameters.get("job_id") in job_ids and r.start_time]
+
+
+def utilisation(runs: list, slots: int) -> float:
+    """Busy / available slot-seconds over the pool's window (first run created, last ended)."""
+    begin = min(r.created for r in runs)
+    end = max(r.end_time for r in runs)
+    busy = sum((r.end_time - r.start_time).total_seconds() for r in runs)
+    return busy / (slots * (end - begin).total_seconds())
+
+
+def gaps(runs: list, ready: dict[str, object]) -> list[float]:
+    """Per run, the seconds its slot stood idle before it: from the later of its document being
+    ready and the last end of a run of the same pool before it was created, to its start."""
+    ends = sorted(r.end_time for r in runs)
+    found = []
+    for run in runs:
+        freed = [e for e in ends if e <= run.created]
+        since = max([ready[run.parameters["job_id"]], *freed[-1:]])
+        found.append((run.start_time - since).total_seconds())
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--documents", type=int, default=100)
+    parser.add_argument("--registre", type=int, default=2, help="WORKER_COUNT")
+    parser.add_argument("--ocr", type=int, default=2, help="OCR_WORKER_POOL_SIZE")
+    parser.add_argument("--latency", type=float, default=0.3, help="registry, per response, s")
+    parser.add_argument("--gemini-delay", type=float, default=1.0, help="per Gemini call, s")
+    parser.add_argument("--singles", type=int, default=5, help="documents added one at a time")
+    args = parser.parse_args()
+
+    baseline = import_baseline()
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pipeline-")))
+        os.environ["PREFECT_HOME"] = str(tmp / "prefect")
+        from deployments.up import prefect_server
+
+        api = stack.enter_context(prefect_server(tmp, port=4277))
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
+        dsn = create_database()
+        stack.callback(drop_database, dsn)
+        key, gemini_key = uuid.uuid4().hex, uuid.uuid4().hex
+        supabase = stack.enter_context(serve_supabase(dsn, key, tmp / "storage"))
+        registry = stack.enter_context(serve_registry(faults={"latency_s": args.latency}))
+        gemini_url = stack.enter_context(gemini.serve(gemini_key, rpm=100_000, tpm=10**9))
+        httpx.post(f"{gemini_url}/_sandbox/faults", json={"delay_s": args.gemini_delay})
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for a in ACCOUNTS:
+                conn.execute(
+                    "INSERT INTO worker_accounts (username, password, is_active)"
+                    " VALUES (%s, %s, %s)",
+                    (a.username, a.password, a.active),
+                )
+        cpu = 3 * args.registre + 1.25 * args.ocr + 2.5
+        env = {
+            **os.environ,
+            "PREFECT_API_URL": api,
+            "DEV_SUPABASE_URL": supabase,
+            "DEV_SUPABASE_SERVICE_KEY": key,
+            "REGISTRY_BASE_URL": registry,
+            "GEMINI_BASE_URL": gemini_url,
+            "GEMINI_API_KEY": gemini_key,
+            "REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:",
+            "SERVER_MAX_CPU": str(cpu / 0.8),
+            "SERVER_MAX_RAM": "64",
+            "WORKER_COUNT": str(args.registre),
+            "OCR_WORKER_POOL_SIZE": str(args.ocr),
+        }
+        for name in ("PROD", "STAGING"):
+            env.pop(f"{name}_SUPABASE_URL", None)
+            env.pop(f"{name}_SUPABASE_SERVICE_KEY", None)
+        subprocess.run(
+            [BIN / "registre", "deploy"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+        )
+        log = (tmp / "host.log").open("wb")
+        host = subprocess.Popen(
+            [BIN / "registre", "worker", "--host-id", "bench", "--run-dir", str(tmp)],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        stack.callback(host.wait, 120)
+        stack.callback(host.terminate)
+        bench = Bench(dsn, env)
+        time.sleep(10)  # the host registers and its workers poll
+
+        starts = []
+        for i in range(args.singles):
+            [job_id] = bench.insert(1, offset=i * 5)  # an index document each time
+            bench.wait_final([job_id], 600)
+            created = bench.rows([job_id])[job_id][1]
+            run = next(r for r in document_runs({job_id}) if r.name.startswith("registre"))
+            starts.append((run.start_time - created).total_seconds())
+
+        began = time.monotonic()
+        ids = bench.insert(args.documents, offset=args.singles * 5)
+        inserted = bench.rows(ids)[ids[0]][1]
+        bench.wait_final(ids, 3600)
+        elapsed = time.monotonic() - began
+        runs = document_runs(set(ids))
+
+    start_median, start_p95 = median_p95(starts)
+    overhead = [(r.start_time - r.created).total_seconds() for r in runs]
+    over_median, over_p95 = median_p95(overhead)
+    print(
+        f"{args.documents} documents in {elapsed:.0f} s, {len(runs)} runs"
+        f" (registry {args.latency} s per response, Gemini {args.gemini_delay} s per call)"
+    )
+    print(
+        f"waiting -> run started, free slot ({args.singles} documents): median"
+        f" {start_median:.1f} s, p95 {start_p95:.1f} s (target: median <= 5 s)"
+    )
+    print(
+        f"Prefect overhead per run, created -> Running: median {over_median:.1f} s, p95"
+        f" {over_p95:.1f} s; baseline, a fresh process importing the flow module:"
+        f" {baseline:.1f} s; ratio {over_median / baseline:.2f}"
+    )
+    print("pool      slots  runs  mean run s  utilisation  idle s/run  projected (min/mean/max)")
+    downloaded = {r.parameters["job_id"]: r.end_time for r in runs if r.name.startswith("regis")}
+    for pool, slots in (("registre", args.registre), ("ocr", args.ocr)):
+        mine = [r for r in runs if r.name.startswith(pool)]
+        ready = {i: inserted for i in ids} if pool == "registre" else downloaded
+        used = utilisation(mine, slots)
+        idle = statistics.median(gaps(mine, ready))
+        mean_run = statistics.mean((r.end_time - r.start_time).total_seconds() for r in mine)
+        low, high = REAL[pool]
+        projected = [work / (work + idle) for work in (low, (low + high) / 2, high)]
+        print(
+            f"{pool:9} {slots:5} {len(mine):5} {mean_run:11.1f} {used:12.2f} {idle:11.1f}  "
+            + " / ".join(f"{p:.2f}" for p in projected)
+            + "  (target >= 0.9 at the mean)"
+        )
+
+
+if __name__ == "__main__":
+    main()
