@@ -24,8 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 
-def deploy(settings: Settings) -> None:
+def process_template() -> dict:
+    """The process worker's template, its runs' output not piped through the worker: a run
+    must outlive a worker that stops (`registre worker` drains), and it logs to the API."""
     template = ProcessWorker.get_default_base_job_template()
+    template["variables"]["properties"]["stream_output"]["default"] = False
+    return template
+
+
+def deploy(settings: Settings) -> None:
+    template = process_template()
     with get_client(sync_client=True) as client:
         created = ensure_pools(client, {pool: template for pool in POOL_QUEUES})
     if created:

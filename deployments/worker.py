@@ -17,9 +17,9 @@ from pathlib import Path
 
 from deployments.deploy import PREFECT, ROOT
 from tasks.capacity import CapacityManager, cost_table, settings_budget
-from tasks.dispatch import ControlPlane, Ending, dispatch_until, settle_dead_run
+from tasks.dispatch import ControlPlane, Ending, dispatch_until, settle_dead_run, stopping
 from tasks.planning import HostOffer, host_offer
-from tasks.pools import BY_FLOW, CONTROL_POOL, OCR_POOL, REGISTRE_POOL
+from tasks.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL
 from tasks.queue import Queue
 from tasks.settings import Settings
 from tasks.storage import Storage
@@ -139,6 +139,8 @@ class Host:
         if not self.runs:
             return
         logger.warning("stopping %d run(s) still in progress", len(self.runs))
+        if cp is not None:
+            stopping(cp, self.runs.values())
         for pid in self.runs:
             os.kill(pid, signal.SIGTERM)  # the flow engine reports Crashed and runs on_crashed
         deadline = time.monotonic() + KILL_AFTER_S
@@ -154,7 +156,7 @@ class Host:
         """A run this host stopped: Crashed in Prefect, its capacity and row given back."""
         try:
             run = cp.orchestrator.client.read_flow_run(run_id)
-            deployment = BY_FLOW.get(run.flow_name or "") or cp.orchestrator.deployment_of(run)
+            deployment = cp.orchestrator.deployment_of(run)
             if run.state and not run.state.is_final():
                 cp.orchestrator.mark_crashed(run, f"host {self.host_id} stopped")
             why = f"host {self.host_id} stopped during the run"

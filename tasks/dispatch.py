@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 CANCELLED_MESSAGE = "cancelled from the Prefect UI"
 LOCK_MS = 30_000  # a dispatcher that died holding the lock frees it after this
+SETTLE_GRACE_S = 30  # a finished run's hooks get this long to settle its row before we do
 FINISHED = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
 # compare-and-delete: only the holder releases the lock
 _UNLOCK_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
@@ -208,15 +209,27 @@ def settle_dead_run(
     ending: Ending,
     why: str,
 ) -> None:
-    """A run ended without settling its row: give its capacity back, then its row."""
+    """A run ended without settling its row: give its capacity back, then its row. A crash
+    its host caused (see `stopping`) counts as the host's stop, whoever settles first."""
     owner = run_owner(deployment.flow, run_id)
     cp.capacity.release_id(owner)
+    if ending is Ending.CRASHED and cp.redis.exists(cp.key(f"run:stopped:{run_id}")):
+        ending = Ending.STOPPED
     if ending is Ending.CANCELLED:
         cp.queue.cancel(env, job_id, owner, deployment.stage, CANCELLED_MESSAGE)
     elif ending is Ending.STOPPED:
         cp.queue.release_held(env, job_id, owner, deployment.stage, why)
     else:
         cp.queue.fail_held(env, job_id, owner, deployment.stage, why, permanent=False)
+
+
+def stopping(cp: ControlPlane, run_ids: Iterable[str], ttl_s: int = 600) -> None:
+    """Record that a host is about to stop these runs, so that their crash hooks give their
+    rows back without counting an attempt."""
+    pipe = cp.redis.pipeline()
+    for run_id in run_ids:
+        pipe.set(cp.key(f"run:stopped:{run_id}"), 1, ex=ttl_s)
+    pipe.execute()
 
 
 def reconcile(cp: ControlPlane) -> list[str]:
@@ -246,6 +259,8 @@ def reconcile(cp: ControlPlane) -> list[str]:
             held[found[1]] = (row, found[0])
     finished = {str(r.id): r for r in cp.orchestrator.runs(FINISHED, ids=list(held))}
     for run_id, run in finished.items():
+        if run.state and (now - run.state.timestamp).total_seconds() < SETTLE_GRACE_S:
+            continue  # its hooks (or its host) are settling it, and know how it ended
         row, deployment = held[run_id]
         cancelled = run.state.type is StateType.CANCELLED
         ending = Ending.CANCELLED if cancelled else Ending.CRASHED

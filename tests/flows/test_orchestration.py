@@ -147,8 +147,9 @@ def test_a_stopped_host_lets_its_download_finish_and_leaves_nothing_running(syst
 
     assert system.stop_host("h1") == 0  # SIGTERM: no new runs, the one in progress finishes
 
-    assert pipeline.row(job_id)["status_id"] == SEED.done
-    assert state_of(system, run.id).is_completed()
+    row, state = pipeline.row(job_id), state_of(system, run.id)
+    assert row["status_id"] == SEED.done, (row["error_message"], state.name, state.message)
+    assert state.is_completed()
     assert not [r.name for r in system.runs() if r.state.type in (StateType.RUNNING,
                                                                    StateType.PENDING)]  # fmt: skip
     assert not capacity_leases("")
@@ -176,6 +177,8 @@ def test_two_hosts_add_up_and_a_stopped_hosts_document_is_finished_by_the_other(
                 30, "the pool limits to be the sums")  # fmt: skip
 
     assert system.stop_host("h1") == 0  # no time to drain: its run is stopped and given back
+    after_stop = pipeline.row(job_id)
+    assert after_stop["attemtps"] == 0, after_stop["error_message"]
 
     assert state_of(system, run.id).type is StateType.CRASHED
     alone = {"registre": 2, "ocr": 3}
@@ -184,7 +187,7 @@ def test_two_hosts_add_up_and_a_stopped_hosts_document_is_finished_by_the_other(
     control.set_faults(pipeline.registry, latency_s=0)
     system.wait(lambda: pipeline.row(job_id)["status_id"] == SEED.done, 240, "h2 to finish it")
     row = pipeline.row(job_id)
-    assert row["attemtps"] == 0  # stopping a host is not the document's fault
+    assert row["attemtps"] == 0, row["error_message"]  # a host's stop is not the document's fault
     assert len([r for r in system.runs("registre") if r.parameters["job_id"] == job_id]) == 2
 
 
