@@ -60,7 +60,7 @@ class Bench:
     def __init__(self, dsn: str, env: dict[str, str]) -> None:
         self.dsn = dsn
         self.env = env
-        self.docs = [(d.lot, d.circonscription, d.cadastre) for d in INDEX_DOCUMENTS]
+        self.docs = [(d.lot, d.circonscription, d.cadastre, d.designation) for d in INDEX_DOCUMENTS]
         self.actes = [a for a in ACTES if not a.paper_only]
 
     def insert(self, n: int, offset: int = 0) -> list[str]:
@@ -69,16 +69,16 @@ class Bench:
             for i in range(offset, offset + n):
                 if i % 5 in (1, 3):
                     a = self.actes[i % len(self.actes)]
-                    row = ("acte", a.numero, a.circonscription, None, a.type_document)
+                    row = ("acte", a.numero, a.circonscription, None, None, a.type_document)
                 else:
-                    lot, circ, cadastre = self.docs[i % len(self.docs)]
-                    row = ("index", lot, circ, cadastre, None)
+                    lot, circ, cadastre, designation = self.docs[i % len(self.docs)]
+                    row = ("index", lot, circ, cadastre, designation, None)
                 ids.append(
                     str(
                         conn.execute(
                             "INSERT INTO extraction_queue (document_source, document_number,"
-                            " circonscription_fonciere, cadastre, acte_type)"
-                            " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                            " circonscription_fonciere, cadastre, designation_secondaire,"
+                            " acte_type) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
                             row,
                         ).fetchone()[0]
                     )

@@ -32,7 +32,7 @@ ONE_SLOT = {"SERVER_MAX_CPU": "16", "SERVER_MAX_RAM": "32", "WORKER_COUNT": "1",
 
 def index_columns(doc=INDEX):
     return {"document_number": doc.lot, "circonscription_fonciere": doc.circonscription,
-            "cadastre": doc.cadastre}  # fmt: skip
+            "cadastre": doc.cadastre, "designation_secondaire": doc.designation}  # fmt: skip
 
 
 def acte_columns(acte=ACTE):
@@ -42,7 +42,7 @@ def acte_columns(acte=ACTE):
 
 def plan_columns(plan=PLAN):
     return {"document_number": plan.lot, "circonscription_fonciere": plan.circonscription,
-            "cadastre": plan.cadastre}  # fmt: skip
+            "cadastre": plan.cadastre, "designation_secondaire": plan.designation}  # fmt: skip
 
 
 def flow_run_pid(run_id: str) -> int | None:
@@ -272,7 +272,7 @@ def test_thirty_mixed_documents_in_two_environments_reach_their_final_status(sys
     paper = next(a for a in ACTES if a.paper_only)
     for env, project, index, acte, plans in (
         ("prod", prod, INDEX_DOCUMENTS[:6], actes[:5], PLANS[:2]),
-        ("dev", dev, INDEX_DOCUMENTS[6:], actes[5:10], PLANS[2:]),
+        ("dev", dev, INDEX_DOCUMENTS[5:], actes[5:10], PLANS[2:]),
     ):
         for doc in index:
             docs[insert(project, "index", **index_columns(doc))] = (project, env, "index",
