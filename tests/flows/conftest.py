@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,25 +14,27 @@ from typing import Any
 
 import pytest
 from prefect import get_client
-from prefect.settings import PREFECT_API_URL
-from prefect.testing.utilities import prefect_test_harness
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from deployments.up import SERVER_ENV
+from deployments.up import prefect_server
 from flows.common import this_host_registered
 from sandbox.registry.catalogue import ACCOUNTS
 from tasks.pools import REBALANCE
 from tasks.settings import get_settings
 
-# The test server is configured as `registre up` configures its own (a 30 s schedule keeps a
-# few runs ahead, not 100).
-for _name, _value in SERVER_ENV.items():
-    os.environ.setdefault(_name, _value)
-
 
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[None]:
-    """One throwaway Prefect server (SQLite) for every flow test: starting one costs ~20 s."""
-    with prefect_test_harness(server_startup_timeout=120):
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One throwaway Prefect server (SQLite) for every flow test, started as `registre up`
+    starts its own: `prefect_test_harness`'s server is ephemeral and runs no scheduler, so the
+    rebalance's schedule would never make a run. Starting one costs ~20 s."""
+    home = tmp_path_factory.mktemp("prefect-server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    os.environ["PREFECT_HOME"] = str(home)  # the server's database, and the workers' files
+    with prefect_server(home, port) as api, temporary_settings(updates={PREFECT_API_URL: api}):
+        os.environ["PREFECT_API_URL"] = api
         yield
 
 
