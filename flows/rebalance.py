@@ -18,6 +18,8 @@ from tasks.pools import REBALANCE
 from tasks.ratelimit import GeminiLimiter, Usage
 from tasks.settings import get_settings
 
+LOCK_WAIT_S = 10  # a worker's dispatch holds the lock for a fraction of a second
+
 
 @task(cache_policy=NO_CACHE)
 def take_back(cp: ControlPlane) -> list[str]:
@@ -26,7 +28,7 @@ def take_back(cp: ControlPlane) -> list[str]:
 
 @task(cache_policy=NO_CACHE)
 def limits_and_dispatch(cp: ControlPlane) -> Picture | None:
-    return dispatch(cp, verify=True)
+    return dispatch(cp, verify=True, wait_s=LOCK_WAIT_S)
 
 
 def _num(x: float) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -124,25 +125,28 @@ def apply_limits(cp: ControlPlane, limits: Limits, *, verify: bool) -> dict:
 
 
 @contextmanager
-def dispatch_lock(cp: ControlPlane) -> Iterator[bool]:
-    """One dispatcher at a time over every host. A caller that finds it taken leaves a note so
-    the holder dispatches once more (the slot it freed is then seen)."""
+def dispatch_lock(cp: ControlPlane, wait_s: float = 0) -> Iterator[bool]:
+    """One dispatcher at a time over every host. A caller that finds it taken (for `wait_s`)
+    leaves a note so the holder dispatches once more (the slot it freed is then seen)."""
     token = uuid.uuid4().hex
     lock, again = cp.key("dispatch:lock"), cp.key("dispatch:again")
-    if not cp.redis.set(lock, token, nx=True, px=LOCK_MS):
-        cp.redis.set(again, 1, px=LOCK_MS)
-        yield False
-        return
+    deadline = time.monotonic() + wait_s
+    while not cp.redis.set(lock, token, nx=True, px=LOCK_MS):
+        if time.monotonic() >= deadline:
+            cp.redis.set(again, 1, px=LOCK_MS)
+            yield False
+            return
+        time.sleep(0.2)
     try:
         yield True
     finally:
         cp.redis.eval(_UNLOCK_LUA, 1, lock, token)
 
 
-def dispatch(cp: ControlPlane, *, verify: bool = False) -> Picture | None:
+def dispatch(cp: ControlPlane, *, verify: bool = False, wait_s: float = 0) -> Picture | None:
     """Set the limits from the live hosts, then create a run for each claimable document that
     has none, within the free slots. None when another process is dispatching."""
-    with dispatch_lock(cp) as mine:
+    with dispatch_lock(cp, wait_s) as mine:
         if not mine:
             return None
         for _ in range(3):  # again while someone asked during the pass
