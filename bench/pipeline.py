@@ -31,9 +31,9 @@ from prefect import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from sandbox import gemini
-from sandbox.postgres import create_database, drop_database
+from sandbox.postgres import create_database, drop_database, insert_registry_accounts
 from sandbox.registry import serve as serve_registry
-from sandbox.registry.catalogue import ACCOUNTS, ACTES, INDEX_DOCUMENTS
+from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS
 from sandbox.supabase import serve as serve_supabase
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,12 +158,7 @@ def main() -> None:
         gemini_url = stack.enter_context(gemini.serve(gemini_key, rpm=100_000, tpm=10**9))
         httpx.post(f"{gemini_url}/_sandbox/faults", json={"delay_s": args.gemini_delay})
         with psycopg.connect(dsn, autocommit=True) as conn:
-            for a in ACCOUNTS:
-                conn.execute(
-                    "INSERT INTO worker_accounts (username, password, is_active)"
-                    " VALUES (%s, %s, %s)",
-                    (a.username, a.password, a.active),
-                )
+            insert_registry_accounts(conn)
         cpu = 3 * args.registre + 1.25 * args.ocr + 2.5
         env = {
             **os.environ,

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import redis
 
-from sandbox.postgres import create_database, drop_database
+from sandbox.postgres import create_database, drop_database, insert_registry_accounts
 from sandbox.registry import control
 from sandbox.registry import serve as serve_registry
-from sandbox.registry.catalogue import ACCOUNTS, INDEX_DOCUMENTS
+from sandbox.registry.catalogue import INDEX_DOCUMENTS
 from sandbox.supabase import serve as serve_supabase
 
 BUDGET_GB_PER_RUN = 1.0  # the cost table's registre RAM
@@ -168,12 +168,7 @@ def main() -> None:
             import psycopg
 
             with psycopg.connect(dsn, autocommit=True) as conn:
-                for account in ACCOUNTS:
-                    conn.execute(
-                        "INSERT INTO worker_accounts (username, password, is_active)"
-                        " VALUES (%s, %s, %s)",
-                        (account.username, account.password, account.active),
-                    )
+                insert_registry_accounts(conn)
             args.registry, args.supabase = registry_url, supabase_url
             env = {**os.environ, "BENCH_SERVICE_KEY": key}
 

@@ -82,9 +82,8 @@ def alive(pid: int) -> bool:
 
 
 class Host:
-    def __init__(self, settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None:
+    def __init__(self, settings: Settings, run_dir: Path) -> None:
         self.settings = settings
-        self.pools = pools
         self.run_dir = run_dir
         self.host_id = settings.host_id()
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
@@ -115,6 +114,8 @@ class Host:
         log.close()
 
     def watch(self) -> None:
+        """Note the runs the workers started, forget those that ended (a worker gone, its runs
+        can still be followed by pid)."""
         for worker in self.workers.values():
             self.runs.update(flow_run_processes(worker))
         self.runs = {pid: run for pid, run in self.runs.items() if alive(pid)}
@@ -135,7 +136,7 @@ class Host:
             )
         while self.runs and time.monotonic() < deadline and not self.hurry.is_set():
             time.sleep(0.5)
-            self.runs = {pid: run for pid, run in self.runs.items() if alive(pid)}
+            self.watch()
         if not self.runs:
             return
         logger.warning("stopping %d run(s) still in progress", len(self.runs))
@@ -193,7 +194,7 @@ def run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None:
         queue.check_status_names()
         for env in queue.clients:
             Storage(queue.client(env)).ensure_buckets()
-    host = Host(settings, pools, run_dir)
+    host = Host(settings, run_dir)
     runs = offer.as_runs() if documents else {}
     with ExitStack() as stack:
         stack.enter_context(signals_drain(host))

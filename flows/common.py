@@ -71,7 +71,6 @@ def skipped(why: str) -> State:
 class DocumentRun:
     settings: Settings
     queue: Queue
-    owner: str
     job: Job | None = None
     lease: LeaseKeeper | None = None
     skipped: State | None = None
@@ -90,7 +89,7 @@ def document_run(
     settings = get_settings()
     run_id = this_run.get_id()
     owner = run_owner(deployment.flow, run_id or f"{socket.gethostname()}:{uuid.uuid4()}")
-    run = DocumentRun(settings, Queue(settings), owner)
+    run = DocumentRun(settings, Queue(settings))
     if (this_run.run_count or 1) > 1 and run.queue.requeue(env, job_id, deployment.stage):
         get_run_logger().info("retry: row %s was in error, put back in the queue", job_id)
     with ExitStack() as stack:

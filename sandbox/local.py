@@ -18,9 +18,9 @@ import psycopg
 
 from deployments.migrations import apply_migrations
 from sandbox import gemini
-from sandbox.postgres import ADMIN_DSN
+from sandbox.postgres import ADMIN_DSN, insert_registry_accounts
 from sandbox.registry import serve as serve_registry
-from sandbox.registry.catalogue import ACCOUNTS, INDEX_DOCUMENTS
+from sandbox.registry.catalogue import INDEX_DOCUMENTS
 from sandbox.supabase import serve as serve_supabase
 
 DATABASE = "registre_local"
@@ -36,12 +36,7 @@ def local_database() -> str:
     apply_migrations(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM worker_accounts LIMIT 1").fetchone():
-            for account in ACCOUNTS:
-                conn.execute(
-                    "INSERT INTO worker_accounts (username, password, is_active)"
-                    " VALUES (%s, %s, %s)",
-                    (account.username, account.password, account.active),
-                )
+            insert_registry_accounts(conn)
     return dsn
 
 

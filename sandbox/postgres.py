@@ -25,3 +25,15 @@ def drop_database(dsn: str) -> None:
     name = dsn.rsplit("/", 1)[1]
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def insert_registry_accounts(conn: psycopg.Connection) -> None:
+    """The registry stand-in's accounts, as `worker_accounts` rows (passwords included: they
+    are the stand-in's own, not secrets)."""
+    from sandbox.registry.catalogue import ACCOUNTS
+
+    for account in ACCOUNTS:
+        conn.execute(
+            "INSERT INTO worker_accounts (username, password, is_active) VALUES (%s, %s, %s)",
+            (account.username, account.password, account.active),
+        )

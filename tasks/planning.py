@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 
 from tasks.allocation import Split, allocate, ocr_capacity
 from tasks.capacity import Budget, Cost, WorkerKind, max_count
-from tasks.pools import OCR_ACTE, OCR_INDEX, OCR_POOL, REGISTRE, REGISTRE_POOL, DocumentDeployment
+from tasks.pools import (
+    DOCUMENT_DEPLOYMENTS,
+    OCR_ACTE,
+    OCR_INDEX,
+    OCR_POOL,
+    REGISTRE,
+    REGISTRE_POOL,
+    DocumentDeployment,
+)
 from tasks.queue import Claimable
 
 RUN_NAME_NUMBER_MAX = 60  # characters of the document number kept in a run's name
@@ -151,10 +159,7 @@ def free_slots(
     limits: Limits, active: Mapping[DocumentDeployment, int]
 ) -> dict[DocumentDeployment, int]:
     """Slots each document deployment may still fill: its own limit, and for OCR the pool's."""
-    free = {
-        d: max(0, limits.deployment_limit(d) - active.get(d, 0))
-        for d in (REGISTRE, OCR_INDEX, OCR_ACTE)
-    }
+    free = {d: max(0, limits.deployment_limit(d) - active.get(d, 0)) for d in DOCUMENT_DEPLOYMENTS}
     ocr_left = max(0, limits.ocr - active.get(OCR_INDEX, 0) - active.get(OCR_ACTE, 0))
     free[OCR_INDEX] = min(free[OCR_INDEX], ocr_left)
     free[OCR_ACTE] = min(free[OCR_ACTE], ocr_left - free[OCR_INDEX])

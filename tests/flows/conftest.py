@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from prefect import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from deployments.up import prefect_server
 from flows.common import this_host_registered
-from sandbox.registry.catalogue import ACCOUNTS
+from sandbox.postgres import insert_registry_accounts
 from tasks.pools import REBALANCE
 from tasks.settings import get_settings
 
@@ -93,11 +94,8 @@ def pipeline(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    for account in ACCOUNTS:
-        prod.sql(
-            "INSERT INTO worker_accounts (username, password, is_active) VALUES (%s, %s, %s)",
-            (account.username, account.password, account.active),
-        )
+    with psycopg.connect(prod.dsn, autocommit=True) as conn:
+        insert_registry_accounts(conn)
     with this_host_registered(get_settings()):
         yield Pipeline(prod, registry, gemini_api)
     get_settings.cache_clear()
