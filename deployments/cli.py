@@ -80,6 +80,8 @@ def queue_counts() -> None:
         for (status, source), rows in sorted(counts.items(), key=lambda kv: str(kv[0])):
             table.add_row(env, str(status), source or "-", str(rows))
     console.print(table)
+    for env, why in queue.unavailable.items():
+        console.print(f"[red]{env}: not counted: {why}[/red]")
 
 
 @queue_app.command("add")

@@ -192,7 +192,7 @@ def run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None:
     if documents:
         queue = Queue(settings)
         queue.check_status_names()
-        for env in queue.clients:
+        for env in queue.clients.keys() - queue.unavailable.keys():
             Storage(queue.client(env)).ensure_buckets()
     host = Host(settings, run_dir)
     runs = offer.as_runs() if documents else {}

@@ -33,7 +33,7 @@ from tasks.index_rows import IndexPage
 from tasks.index_text import render_pages
 from tasks.lease import LeaseKeeper
 from tasks.ocr import Gemini, OcrFailed, boost_acte, boost_index, read_acte, read_index_page
-from tasks.pages import PageOptions, PdfError, page_count
+from tasks.pages import PageOptions, PdfError, check_page_count
 from tasks.pages import render_pages as page_images
 from tasks.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
 from tasks.queue import Job, Queue, QueueError
@@ -75,7 +75,7 @@ def read_all_pages(
 ) -> list[IndexPage]:
     """Pages rendered and read with at most `ocr_page_concurrency` in flight, in order; stops
     when the lease is lost (the row would be read twice)."""
-    total = page_count(pdf)
+    total = check_page_count(pdf, settings.ocr_max_pages)
     progress = create_progress_artifact(
         progress=0.0, key=f"ocr-progress-{job.id}", description=f"{job.label}: pages read"
     )
@@ -130,8 +130,8 @@ def ocr_index_document(
 SETUP_STATUS = (401, 403, 404)  # a revoked key or a wrong model name: not the document's fault
 
 
-def ocr_acte_document(gemini: Gemini, job: Job, pdf: bytes) -> dict[str, Any]:
-    pages = page_count(pdf)  # a corrupt or empty PDF fails here, before any Gemini call
+def ocr_acte_document(gemini: Gemini, job: Job, pdf: bytes, max_pages: int) -> dict[str, Any]:
+    pages = check_page_count(pdf, max_pages)  # a bad PDF fails here, before any Gemini call
     name = f"acte-{job.document_number}"
     with document_part(gemini.client, pdf, mime_type="application/pdf", display_name=name) as part:
         raw = transcribe(gemini, part, pages)
@@ -171,7 +171,7 @@ def ocr_document(deployment: DocumentDeployment, env: str, job_id: str) -> Any:
         if deployment is OCR_INDEX:
             texts = ocr_index_document(gemini, job, pdf, settings, run.lease)
         else:
-            texts = ocr_acte_document(gemini, job, pdf)
+            texts = ocr_acte_document(gemini, job, pdf, settings.ocr_max_pages)
         run.lease.check()
         status = run.queue.mark_ocr_done(job, texts)
     get_run_logger().info("%s: OCR complete", job.label)

@@ -28,6 +28,8 @@ __all__ = [
     "PageOptions",
     "PdfError",
     "PdfWithoutPages",
+    "TooManyPages",
+    "check_page_count",
     "open_pdf",
     "page_count",
     "preprocess",
@@ -80,6 +82,21 @@ class EncryptedPdf(PdfError):
 
 class PdfWithoutPages(PdfError):
     """The PDF opens but has no pages."""
+
+
+class TooManyPages(PdfError):
+    """The PDF has more pages than OCR_MAX_PAGES allows."""
+
+
+def check_page_count(source: bytes | Path, max_pages: int) -> int:
+    """The page count, or TooManyPages before anything is rendered or sent."""
+    pages = page_count(source)
+    if pages > max_pages:
+        raise TooManyPages(
+            f"the PDF has {pages} pages, more than OCR_MAX_PAGES={max_pages}; raise the setting"
+            " if such a document is expected"
+        )
+    return pages
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ SOURCES = ("index", "acte", "plan_cadastraux")
 OCR_SOURCES = ("index", "acte")
 ACTE_TYPES = ("Acte", "Acte divers", "Avis d'adresse", "Radiation")
 DEFAULT_CIRCONSCRIPTION = "Montréal"  # what the seed system assumed when the column is empty
+NUMBER_MAX = 30  # characters, spaces removed: registry lot and registration numbers are far shorter
 NETWORK_RETRIES = 4
 NETWORK_BACKOFF = 0.5  # seconds, doubled per retry
 
@@ -33,7 +34,11 @@ class Stage(StrEnum):
 
 
 class QueueError(Exception):
-    """A queue operation failed."""
+    """A queue operation failed; `reason` says why without naming the operation."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class LeaseLost(QueueError):
@@ -93,6 +98,24 @@ def _text(row: dict[str, Any], column: str) -> str | None:
     return value or None
 
 
+def check_number(number: str) -> str:
+    """The number with its spaces removed, or InvalidJob when no registry number looks like it:
+    the number is typed into the registry's form and names the run and its evidence files."""
+    compact = "".join(number.split())
+    if len(compact) > NUMBER_MAX:
+        raise InvalidJob(
+            f"document_number is {len(compact)} characters long ({compact[:20]!r}...); a registry"
+            f" number has at most {NUMBER_MAX}"
+        )
+    odd = sorted({c for c in compact if not (c.isalnum() or c == "-")})
+    if odd:
+        raise InvalidJob(
+            f"document_number {compact!r} has characters no registry number has"
+            f" ({' '.join(odd)}): only letters, digits, spaces and '-'"
+        )
+    return compact
+
+
 def parse_job(env: str, row: dict[str, Any], stage: Stage, owner: str) -> Job:
     """Check that a claimed row can be worked on; raise InvalidJob with a person-readable reason."""
     source = _text(row, "document_source")
@@ -105,7 +128,7 @@ def parse_job(env: str, row: dict[str, Any], stage: Stage, owner: str) -> Job:
     number = _text(row, "document_number_normalized") or _text(row, "document_number")
     if not number:
         raise InvalidJob("document_number is empty: there is nothing to search the registry for")
-    number = "".join(number.split())
+    number = check_number(number)
     cadastre = _text(row, "cadastre")
     acte_type = _text(row, "acte_type")
     if source == "acte":
@@ -166,9 +189,12 @@ def with_network_retries(call: Callable[[], T], what: str) -> T:
             return call()
         except (httpx.TransportError, APIError) as exc:
             if isinstance(exc, APIError) and not _server_error(exc):
-                raise QueueError(f"{what}: Supabase refused the request: {exc.message}") from exc
+                hint = f" ({exc.hint})" if exc.hint else ""
+                refused = f"Supabase refused the request: {exc.message}{hint}"
+                raise QueueError(f"{what}: {refused}", refused) from exc
             if attempt == NETWORK_RETRIES:
-                raise QueueError(f"{what}: Supabase unreachable ({type(exc).__name__})") from exc
+                unreachable = f"Supabase unreachable ({type(exc).__name__})"
+                raise QueueError(f"{what}: {unreachable}", unreachable) from exc
             delay = NETWORK_BACKOFF * 2**attempt
             logger.warning("%s: %s, retrying in %.1fs", what, type(exc).__name__, delay)
             time.sleep(delay)
@@ -186,6 +212,25 @@ class Queue:
             env.name: connect(env, settings.supabase_timeout_seconds)
             for env in settings.environments()
         }
+        self.unavailable: dict[str, str] = {}  # environment -> why its last call failed
+
+    def _across(self, call: Callable[[str], T]) -> dict[str, T]:
+        """`call` for every environment in polling order. One that fails (a wrong service key,
+        its Supabase down) is left out and noted in `unavailable`, so the others go on."""
+        results: dict[str, T] = {}
+        for env in self.clients:
+            try:
+                results[env] = call(env)
+            except QueueError as exc:
+                name = env.upper()
+                why = f"{exc.reason}; check {name}_SUPABASE_URL and {name}_SUPABASE_SERVICE_KEY"
+                if self.unavailable.get(env) != why:
+                    logger.error("%s: its rows wait: %s", env, why)
+                self.unavailable[env] = why
+            else:
+                if self.unavailable.pop(env, None):
+                    logger.warning("%s: Supabase answers again", env)
+        return results
 
     def client(self, env: str) -> Client:
         try:
@@ -405,23 +450,24 @@ class Queue:
         """The next rows a claim would take, in claim order (environments in polling order),
         without taking them."""
         from_status, _, _ = self._statuses_for(stage)
-        found: list[Claimable] = []
-        for env in self.clients:
-            if len(found) >= limit:
-                break
-            params = {"p_from_status": from_status, "p_sources": list(sources) if sources else None,
-                      "p_limit": limit - len(found)}  # fmt: skip
-            for r in self._rpc(env, "registre_claimable_v1", params):
-                found.append(Claimable(env, str(r["id"]), r["document_source"] or "",
-                                       str(r["document_number"] or ""), r["version"]))  # fmt: skip
-        return found
+        params = {"p_from_status": from_status, "p_sources": list(sources) if sources else None,
+                  "p_limit": limit}  # fmt: skip
+        rows = self._across(lambda env: self._rpc(env, "registre_claimable_v1", params))
+        found = [
+            Claimable(env, str(r["id"]), r["document_source"] or "", r["document_number"] or "",
+                      r["version"])
+            for env, env_rows in rows.items()
+            for r in env_rows
+        ]
+        return found[:limit]
 
     def held(self) -> list[Held]:
         """Every row held under a lease, in every environment."""
+        rows = self._across(lambda env: self._rpc(env, "registre_held_v1", {}))
         return [
             Held(env, str(r["id"]), r["lease_owner"], Stage(r["lease_stage"]))
-            for env in self.clients
-            for r in self._rpc(env, "registre_held_v1", {})
+            for env, env_rows in rows.items()
+            for r in env_rows
             if r["lease_stage"] in (Stage.REGISTRE.value, Stage.OCR.value)
         ]
 
@@ -435,32 +481,32 @@ class Queue:
             "p_ready_for_ocr": s.ready_for_ocr,
             "p_error_status": s.error,
         }
-        recovered = {}
-        for env in self.clients:
-            rows = self._rpc(env, "registre_recover_expired_v1", params)
+        recovered = self._across(lambda env: self._rpc(env, "registre_recover_expired_v1", params))
+        for env, rows in recovered.items():
             for row in rows:
                 logger.warning("%s: row %s taken back after its lease expired", env, row["id"])
-            recovered[env] = rows
         return recovered
 
     def counts(self, claimable: bool = False) -> dict[str, dict[tuple[int, str | None], int]]:
         """Rows per (status_id, document_source) in every environment; with `claimable`, only
         the rows a claim would take now (not held back by a retry delay)."""
+        params = {"p_claimable": claimable}
+        rows = self._across(lambda env: self._rpc(env, "registre_queue_counts_v1", params))
         return {
-            env: {
-                (r["status_id"], r["document_source"]): r["jobs"]
-                for r in self._rpc(env, "registre_queue_counts_v1", {"p_claimable": claimable})
-            }
-            for env in self.clients
+            env: {(r["status_id"], r["document_source"]): r["jobs"] for r in env_rows}
+            for env, env_rows in rows.items()
         }
 
     def check_status_names(self) -> None:
         """Refuse to start when `extraction_status` contradicts the configured mapping: finished
         documents would otherwise be labelled "Erreur" (DOMAIN.md §1.2)."""
         error_id = self.statuses.error
-        for env in self.clients:
+
+        def names_of(env: str) -> list[dict[str, Any]]:
             request = self.client(env).table("extraction_status").select("id,name")
-            rows = with_network_retries(lambda r=request: r.execute().data, f"{env}: statuses")
+            return with_network_retries(lambda: request.execute().data, f"{env}: statuses")
+
+        for env, rows in self._across(names_of).items():
             names = {r["id"]: r["name"] for r in rows}
             if error_id in names and "rreur" not in names[error_id].lower():
                 other = next(m for m in NAMES if m != self.status_mapping)

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     gemini_extract_model: str = "gemini-2.5-flash"  # reads pages and actes
     gemini_boost_model: str = "gemini-2.5-pro"  # the correction pass over a whole document
     ocr_page_concurrency: int = Field(4, ge=1)  # index pages read at once within one document
+    # Longer PDFs fail at once: an index of a few hundred pages is a wrong download, and an
+    # acte's whole PDF goes to Gemini in one call (its limit is 1,000 pages).
+    ocr_max_pages: int = Field(300, ge=1)
 
     @model_validator(mode="after")
     def _url_and_key_together(self) -> Settings:

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 PASSWORD_INPUTS = LOGIN_PASSWORD  # every way login finds the field, whatever its type attribute
 SCREENSHOT_TIMEOUT_MS = 15_000
+LABEL_MAX = 60  # file names stay far below the file system's 255 bytes, whatever the row holds
 
 
 # Playwright's trace snapshots record every input's value, password fields included, and the
@@ -32,7 +33,7 @@ async def discard_trace(context: BrowserContext) -> None:
 
 
 def _stem(label: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_") or "registry"
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_")[:LABEL_MAX] or "registry"
     return f"{safe}_{int(time.time() * 1000)}"
 
 

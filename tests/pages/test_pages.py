@@ -139,3 +139,10 @@ def test_errors_name_the_file_when_given_a_path(tmp_path) -> None:
     path.write_bytes(b"")
     with pytest.raises(pages.PdfError, match=r"acte-123\.pdf is empty"):
         pages.page_count(path)
+
+
+def test_a_pdf_longer_than_the_limit_is_refused_before_any_page_is_rendered() -> None:
+    pdf = make_pdf(5)
+    assert pages.check_page_count(pdf, 5) == 5
+    with pytest.raises(pages.TooManyPages, match="has 5 pages, more than OCR_MAX_PAGES=4"):
+        pages.check_page_count(pdf, 4)

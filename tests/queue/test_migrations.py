@@ -65,3 +65,62 @@ def test_migrations_are_additive_and_idempotent_on_an_existing_notaflow_database
             ]
     finally:
         drop_database(dsn)
+
+
+SUPABASE_ROLES = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
+        CREATE ROLE anon NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
+        CREATE ROLE authenticated NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
+        CREATE ROLE service_role NOLOGIN BYPASSRLS;
+    END IF;
+END $$;
+"""
+WORKER_TABLES = ("extraction_queue", "extraction_status", "worker_accounts")
+
+
+def test_only_the_service_role_reaches_our_tables_and_functions_which_fix_their_search_path():
+    from sandbox.postgres import ADMIN_DSN, create_database
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(SUPABASE_ROLES)  # Supabase's roles (cluster-wide), as a project has them
+    dsn = create_database()
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            # as Supabase grants them by default on `public`: our migrations must take them back
+            conn.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO anon, authenticated")
+            apply_migrations(dsn)
+            functions = conn.execute(
+                "SELECT p.oid::regprocedure::text, p.proconfig,"
+                " has_function_privilege('anon', p.oid, 'EXECUTE'),"
+                " has_function_privilege('authenticated', p.oid, 'EXECUTE'),"
+                " has_function_privilege('service_role', p.oid, 'EXECUTE')"
+                " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = 'public' AND p.proname LIKE 'registre%%'"
+            ).fetchall()
+            assert len(functions) >= 12
+            for name, config, anon, authenticated, service in functions:
+                assert any(c.startswith("search_path=") for c in config or []), name
+                assert (anon, authenticated, service) == (False, False, True), name
+            for table in WORKER_TABLES:
+                secured = conn.execute(
+                    "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass", (table,)
+                ).fetchone()[0]
+                assert secured, f"{table}: RLS is off"
+            conn.execute("INSERT INTO worker_accounts (username, password) VALUES ('a', 'pw')")
+            conn.execute("INSERT INTO extraction_queue (document_source) VALUES ('index')")
+            conn.execute("SET ROLE anon")
+            for table in WORKER_TABLES:
+                try:  # refused outright, or RLS shows nothing
+                    seen = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                except psycopg.errors.InsufficientPrivilege:
+                    seen = 0
+                assert seen == 0, f"anon reads {seen} rows of {table}"
+            conn.execute("RESET ROLE")
+    finally:
+        drop_database(dsn)

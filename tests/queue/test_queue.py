@@ -306,6 +306,41 @@ def test_parse_job_normalises_the_number_and_defaults_the_circonscription():
                           "cadastre": "c", "supabase_path": "p"}, Stage.OCR, "o")
 
 
+@pytest.mark.parametrize(
+    ("number", "message"),
+    [
+        ("../../etc/passwd", r"has characters no registry number has \(\. /\)"),
+        ("1" * 5000, "is 5000 characters long .* at most 30"),
+        ("1 234 567;DROP", "has characters .*;"),
+    ],
+)
+def test_a_number_no_registry_number_looks_like_is_refused(number, message):
+    row = {"id": "x", "document_source": "index", "document_number": number, "cadastre": "c"}
+    with pytest.raises(InvalidJob, match=message):
+        parse_job("dev", row, Stage.REGISTRE, "o")
+    acte = {"id": "x", "document_source": "acte", "document_number": "P-12 345-A",
+            "acte_type": "Acte"}  # fmt: skip
+    assert parse_job("dev", acte, Stage.REGISTRE, "o").document_number == "P-12345-A"
+
+
+def test_an_environment_with_a_wrong_key_waits_and_the_others_go_on(supabase_projects,
+                                                                    make_settings, caplog):
+    prod, dev = supabase_projects["prod"], supabase_projects["dev"]
+    insert(prod, number="1")
+    insert(dev, number="2")
+    wrong = dataclasses.replace(dev, service_key="not-the-key")
+    queue = Queue(make_settings({"prod": prod, "dev": wrong}))
+
+    rows = queue.claimable(Stage.REGISTRE, None, 10)
+    counts = queue.counts()
+
+    assert [r.number for r in rows] == ["1"] and list(counts) == ["prod"]
+    assert "Invalid API key" in queue.unavailable["dev"]
+    assert "check DEV_SUPABASE_URL and DEV_SUPABASE_SERVICE_KEY" in queue.unavailable["dev"]
+    assert queue.held() == [] and list(queue.recover_expired()) == ["prod"]
+    assert sum("dev: its rows wait" in r.message for r in caplog.records) == 1  # said once
+
+
 def test_lease_keeper_keeps_a_long_run_from_being_recovered(prod, make_settings):
     from tasks.lease import LeaseKeeper
 
