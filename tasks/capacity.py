@@ -277,17 +277,25 @@ return {1, expires}
 """
 )
 
-# KEYS: as _SWEEP_LUA; ARGV[1] = lease id, ARGV[2] = lease ms
-# Returns the new expiry in ms, or 0 if the lease had already expired (its capacity is gone).
+# A lease found gone is put back: the run renewing it is alive and its cost is real (it expired
+# while the run was stalled, or Redis lost its data). The row it works on is guarded by the
+# queue's own lease, not by this one.
+# KEYS: as _SWEEP_LUA; ARGV[1] = lease id, ARGV[2] = lease ms, ARGV[3] = json of the lease record
+# Returns 1 if the lease was held, 0 if it had to be put back.
 _RENEW_SCRIPT = (
     _SWEEP_LUA
     + """
-if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
-local expires = string.format('%.0f', now + tonumber(ARGV[2]))
-redis.call('ZADD', KEYS[3], 'XX', expires, ARGV[1])
+local held = 1
+redis.call('ZADD', KEYS[3], string.format('%.0f', now + tonumber(ARGV[2])), ARGV[1])
+if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 then
+  held = 0
+  local record = cjson.decode(ARGV[3])
+  record.startedAt = math.floor(now / 1000)
+  redis.call('HSET', KEYS[4], ARGV[1], cjson.encode(record))
+end
 local cpu, ram = totals(KEYS[4], '')
 publish(cpu, ram)
-return expires
+return held
 """
 )
 
@@ -410,14 +418,7 @@ class CapacityManager:
         kind = WorkerKind(kind)
         lease_id = worker_id or uuid.uuid4().hex
         cost = self.costs[kind]
-        record = {
-            "workerId": lease_id,
-            "type": kind.value,
-            "cpu": cost.cpu,
-            "ram": cost.ram,
-            "host": host_id,
-        }
-        args = [lease_id, json.dumps(record), _ms(self.lease_s), host_id]
+        args = [lease_id, _lease_record(lease_id, kind, cost, host_id), _ms(self.lease_s), host_id]
         answer = self._reserve(keys=self.keys, args=args)
         if answer[0] != 1:
             reason = answer[1].decode() if isinstance(answer[1], bytes) else answer[1]
@@ -427,8 +428,11 @@ class CapacityManager:
         )
 
     def renew(self, lease: Lease) -> bool:
-        """Extend the lease by lease_s; False if it had expired and its capacity was freed."""
-        return int(self._renew(keys=self.keys, args=[lease.lease_id, _ms(self.lease_s)])) != 0
+        """Extend the lease by lease_s; False if it was gone (expired, or Redis lost it) and
+        had to be put back."""
+        record = _lease_record(lease.lease_id, lease.kind, lease.cost, lease.host_id)
+        args = [lease.lease_id, _ms(self.lease_s), record]
+        return int(self._renew(keys=self.keys, args=args)) == 1
 
     def release(self, lease: Lease) -> bool:
         """Give the capacity back; False if the lease had already expired."""
@@ -492,10 +496,16 @@ class CapacityManager:
     def _renew_or_warn(self, lease: Lease) -> None:
         if not self.renew(lease):
             logger.warning(
-                "capacity lease %s expired before renewal; its capacity was given back",
+                "capacity lease %s was gone at renewal (expired, or Redis lost its data); put back",
                 lease.lease_id,
-                extra={"action": "capacity_lease_lost", "kind": lease.kind.value},
+                extra={"action": "capacity_lease_restored", "kind": lease.kind.value},
             )
+
+
+def _lease_record(lease_id: str, kind: WorkerKind, cost: Cost, host_id: str) -> str:
+    record = {"workerId": lease_id, "type": kind.value, "cpu": cost.cpu, "ram": cost.ram,
+              "host": host_id}  # fmt: skip
+    return json.dumps(record)
 
 
 @contextmanager

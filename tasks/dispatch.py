@@ -248,14 +248,21 @@ def reconcile(cp: ControlPlane) -> list[str]:
     leases = {str(w["workerId"]) for w in cp.capacity.status().workers}
     grace_s = cp.settings.capacity_lease_seconds
     now = datetime.now(UTC)
+    leased = []
     for run in cp.orchestrator.runs([StateType.PENDING, StateType.RUNNING]):
         deployment = cp.orchestrator.deployment_of(run)
-        since = run.state.timestamp if run.state else run.created
-        if run_owner(deployment.flow, run.id) in leases or (now - since).total_seconds() < grace_s:
+        if run_owner(deployment.flow, run.id) in leases:
+            leased.append(cp.key(f"run:unleased:{run.id}"))
+            continue
+        started = run.state.timestamp if run.state else run.created
+        since = max(started, _unleased_since(cp, run, now))
+        if (now - since).total_seconds() < grace_s:
             continue
         why = f"no heartbeat for {grace_s:g} s (its capacity lease expired): the run's process died"
         cp.orchestrator.mark_crashed(run, why)
         done.append(f"{run.name}: marked Crashed, {why}")
+    if leased:
+        cp.redis.delete(*leased)
     held = {}
     for row in cp.queue.held():
         found = owner_run(row.owner)
@@ -274,6 +281,15 @@ def reconcile(cp: ControlPlane) -> list[str]:
     for line in done:
         logger.warning(line)
     return done
+
+
+def _unleased_since(cp: ControlPlane, run: FlowRun, now: datetime) -> datetime:
+    """When this run was first seen without a capacity lease. A live run puts its lease back
+    within a renewal (Redis restarted empty, say), so only a lease missing that long is a death."""
+    key = cp.key(f"run:unleased:{run.id}")
+    cp.redis.set(key, now.isoformat(), nx=True, ex=int(10 * cp.settings.capacity_lease_seconds))
+    seen = cp.redis.get(key)
+    return datetime.fromisoformat(seen.decode()) if seen else now
 
 
 def dispatch_until(cp: ControlPlane, every_s: float, stop: threading.Event) -> None:

@@ -32,20 +32,38 @@ _JITTER_S = 0.002  # spreads the waiters that wake for the same freed slot
 # member is "<request id>:<tokens>", so the log alone holds the state; tpm_current is its running
 # token total. log, rpm_current and tpm_current always expire together, a window after the last
 # admission, so a total never outlives its log.
+# If Redis loses its data (a restart without persistence), the window is forgotten while Gemini
+# still counts it: a process that knew the previous epoch then pauses everyone until a window has
+# passed since the new epoch began, so the forgotten calls cannot be admitted twice over.
 # KEYS[1] = log (zset "<request id>:<tokens>" -> admitted at, µs on Redis's clock)
-# KEYS[2] = rpm_current, KEYS[3] = tpm_current, KEYS[4] = paused
+# KEYS[2] = rpm_current, KEYS[3] = tpm_current, KEYS[4] = paused, KEYS[5] = epoch ("<id>:<ms>")
 # ARGV[1] = request id, ARGV[2] = tokens estimate, ARGV[3] = max requests, ARGV[4] = max tokens,
-# ARGV[5] = window ms
-# Returns {1, admitted at µs} or {0, wait ms, reason ('paused'|'rpm'|'tpm')}.
+# ARGV[5] = window ms, ARGV[6] = the epoch this process knows ('' for none yet)
+# Returns {1, admitted at µs, epoch} or {0, wait ms, reason ('paused'|'rpm'|'tpm'|'forgotten'),
+# epoch}.
 _ACQUIRE_SCRIPT = """
-local paused_ms = redis.call('PTTL', KEYS[4])
-if paused_ms > 0 then
-  return {0, paused_ms, 'paused'}
-end
-
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now_ms = math.floor(now_us / 1000)
 local window_us = tonumber(ARGV[5]) * 1000
+
+local epoch = redis.call('GET', KEYS[5])
+if not epoch then
+  epoch = ARGV[1] .. ':' .. string.format('%.0f', now_ms)
+  redis.call('SET', KEYS[5], epoch)
+end
+if ARGV[6] ~= '' and epoch ~= ARGV[6] then
+  local left = tonumber(string.match(epoch, ':(%d+)$')) + tonumber(ARGV[5]) - now_ms
+  if left > 0 and left > redis.call('PTTL', KEYS[4]) then
+    redis.call('SET', KEYS[4], '1', 'PX', left)
+  end
+  return {0, math.max(1, left), 'forgotten', epoch}
+end
+
+local paused_ms = redis.call('PTTL', KEYS[4])
+if paused_ms > 0 then
+  return {0, paused_ms, 'paused', epoch}
+end
 -- Lua would print these µs timestamps with 14 significant digits; format them whole
 local horizon = string.format('%.0f', now_us - window_us)
 
@@ -98,7 +116,7 @@ if reason ~= '' then
     redis.call('SET', KEYS[2], count, 'KEEPTTL')
     redis.call('SET', KEYS[3], tokens, 'KEEPTTL')
   end
-  return {0, math.max(1, math.ceil(wait_us / 1000)), reason}
+  return {0, math.max(1, math.ceil(wait_us / 1000)), reason, epoch}
 end
 
 local admitted = string.format('%.0f', now_us)
@@ -106,7 +124,7 @@ redis.call('ZADD', KEYS[1], admitted, ARGV[1] .. ':' .. ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('SET', KEYS[2], count + 1, 'PX', ARGV[5])
 redis.call('SET', KEYS[3], tokens + need, 'PX', ARGV[5])
-return {1, admitted}
+return {1, admitted, epoch}
 """
 
 # Replaces a request's estimate with the tokens Gemini reports, if the request is still in the
@@ -193,8 +211,12 @@ class GeminiLimiter:
         self.rpm_key = f"{prefix}gemini:rpm:current"
         self.tpm_key = f"{prefix}gemini:tpm:current"
         self.paused_key = f"{prefix}gemini:paused"
+        self.epoch_key = f"{prefix}gemini:epoch"
         self._acquire = client.register_script(_ACQUIRE_SCRIPT)
-        self._acquire_keys = [self.log_key, self.rpm_key, self.tpm_key, self.paused_key]
+        self._acquire_keys = [
+            self.log_key, self.rpm_key, self.tpm_key, self.paused_key, self.epoch_key,
+        ]  # fmt: skip
+        self._epoch = b""  # the limiter's memory this process has seen (see _ACQUIRE_SCRIPT)
         self._reconcile = client.register_script(_RECONCILE_SCRIPT)
         self._pause = client.register_script(_PAUSE_SCRIPT)
         self._local_pause_until = 0.0  # monotonic; used when Redis cannot record a pause
@@ -257,15 +279,24 @@ class GeminiLimiter:
 
     def _attempt(self, tokens_estimate: int, started: float) -> Permit | float:
         request_id = secrets.token_hex(8)
-        args = [request_id, tokens_estimate, self.max_rpm, self.max_tpm, self.window_ms]
+        args = [request_id, tokens_estimate, self.max_rpm, self.max_tpm, self.window_ms,
+                self._epoch]  # fmt: skip
         try:
             # EVALSHA straight through execute_command: Script.__call__ costs ~30 µs more per call
             answer = self.client.execute_command(
-                "EVALSHA", self._acquire.sha, 4, *self._acquire_keys, *args
+                "EVALSHA", self._acquire.sha, len(self._acquire_keys), *self._acquire_keys, *args
             )
         except redis.exceptions.NoScriptError:
             answer = self._acquire(keys=self._acquire_keys, args=args)  # loads the script
+        self._epoch = answer[-1]
         if answer[0] != 1:
+            if answer[2] == b"forgotten":
+                logger.warning(
+                    "rate limiter: Redis lost the trailing window; Gemini paused %.0f s for every"
+                    " process so that no call is admitted twice over",
+                    int(answer[1]) / 1000,
+                    extra={"action": "ratelimit_forgotten"},
+                )
             return int(answer[1]) / 1000
         return Permit(
             request_id=request_id,

@@ -54,6 +54,7 @@ class SupabaseProject:
     url: str
     service_key: str
     dsn: str
+    storage_dir: Path  # where the stand-in keeps the objects of Storage
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
@@ -69,7 +70,7 @@ def supabase_project(storage_dir: Path) -> Iterator[SupabaseProject]:
     key = f"test-service-key-{uuid.uuid4().hex}"
     try:
         with serve(dsn, key, storage_dir) as url:
-            yield SupabaseProject(url, key, dsn)
+            yield SupabaseProject(url, key, dsn, storage_dir)
     finally:
         drop_database(dsn)
 
@@ -107,6 +108,13 @@ def make_settings() -> Callable[..., Settings]:
         return load_settings(**values)
 
     return make
+
+
+@pytest.fixture
+def staging_project(tmp_path: Path) -> Iterator[SupabaseProject]:
+    """A third environment's Supabase, for the test that needs it (starting one costs seconds)."""
+    with supabase_project(tmp_path / "staging") as project:
+        yield project
 
 
 @pytest.fixture(scope="session")

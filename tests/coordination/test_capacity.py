@@ -156,13 +156,23 @@ def test_an_expired_host_no_longer_counts(manager, redis_client, redis_prefix):
         manager.reserve(WorkerKind.ACTE_OCR)
 
 
-def test_renew_after_expiry_reports_the_lease_lost(manager, redis_client, redis_prefix):
+def test_a_lease_gone_at_renewal_is_put_back_as_its_run_is_alive(
+    manager, redis_client, redis_prefix
+):
     manager.register_host("h1", SEED_HOST)
-    lease = manager.reserve(WorkerKind.ACTE_OCR)
+    lease = manager.reserve(WorkerKind.ACTE_OCR, host_id="h1")
     assert manager.renew(lease)
-    redis_client.zadd(f"{redis_prefix}server:leases", {lease.lease_id: 1})
-    assert not manager.renew(lease)
+    redis_client.zadd(f"{redis_prefix}server:leases", {lease.lease_id: 1})  # expired meanwhile
     assert manager.status().allocated == Cost(0, 0)
+    assert not manager.renew(lease)
+    assert manager.status().allocated == lease.cost
+
+    redis_client.delete(*redis_client.keys(f"{redis_prefix}*"))  # Redis lost its data
+    assert not manager.renew(lease)
+    (record,) = manager.status().workers
+    assert (record["workerId"], record["host"]) == (lease.lease_id, "h1")
+    assert record["type"] == WorkerKind.ACTE_OCR.value
+    assert manager.renew(lease)
 
 
 def test_hold_releases_when_the_block_ends(manager):

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 
 import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tasks.ratelimit import GeminiLimiter, RateLimiterUnavailable, RateLimitTimeout
+from tasks.ratelimit import GeminiLimiter, Permit, RateLimiterUnavailable, RateLimitTimeout
 from tasks.settings import load_settings
 
 from .conftest import TEST_REDIS_URL
@@ -294,3 +295,18 @@ def test_a_total_left_without_its_log_does_not_block(limiter, redis_client, redi
     redis_client.set(f"{redis_prefix}gemini:tpm:current", 900)
     limiter.acquire(500, max_wait_s=0)
     assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"500"
+
+
+def test_a_window_redis_lost_pauses_everyone_until_a_window_has_passed(redis_client, redis_prefix):
+    running = GeminiLimiter(redis_client, max_rpm=5, prefix=redis_prefix, window_ms=1000)
+    assert isinstance(running.try_acquire(10), Permit)
+    redis_client.delete(*redis_client.keys(f"{redis_prefix}*"))  # Redis restarted empty
+
+    fresh = GeminiLimiter(redis_client, max_rpm=5, prefix=redis_prefix, window_ms=1000)
+    assert isinstance(fresh.try_acquire(10), Permit)  # a new process cannot know...
+    wait_s = running.try_acquire(10)  # ...one that knew the old window does, and pauses all
+    assert isinstance(wait_s, float) and 0.5 < wait_s <= 1.0
+    assert isinstance(fresh.try_acquire(10), float)
+    time.sleep(wait_s + 0.05)
+    assert isinstance(running.try_acquire(10), Permit)
+    assert isinstance(running.try_acquire(10), Permit)  # once: the new window is known now

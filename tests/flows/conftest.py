@@ -63,6 +63,21 @@ class Pipeline:
         )
         return with_names[0][0]
 
+    def downloaded(self, source: str, content: bytes, **columns: Any) -> str:
+        """A row as the registre stage leaves it: its file in Storage, ready for OCR."""
+        from tasks.queue import Queue
+        from tasks.statuses import SEED
+        from tasks.storage import Storage
+
+        job_id = self.insert(source, status_id=SEED.ready_for_ocr, **columns)
+        storage = Storage(Queue(get_settings()).client("prod"))
+        storage.ensure_buckets()
+        bucket = "index" if source == "index" else "actes"
+        path = storage.upload(bucket, f"{job_id}.pdf", content, "application/pdf")
+        self.project.sql("UPDATE extraction_queue SET supabase_path = %s WHERE id = %s",
+                         (path, job_id))  # fmt: skip
+        return job_id
+
     def download(self, path: str) -> bytes:
         from tasks.queue import Queue
         from tasks.storage import Storage

@@ -12,10 +12,8 @@ from sandbox import gemini as gemini_standin
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, acte_text, render_pdf
 from tasks.index_rows import IndexPage
 from tasks.index_text import parse_pages, render_pages
-from tasks.queue import Queue
 from tasks.settings import get_settings
 from tasks.statuses import SEED
-from tasks.storage import Storage
 
 pytestmark = pytest.mark.slow
 
@@ -23,29 +21,18 @@ INDEX = INDEX_DOCUMENTS[1]  # three pages
 ACTE = next(a for a in ACTES if not a.paper_only)
 
 
-def downloaded(pipeline, source: str, pdf: bytes, **columns) -> str:
-    """A row as the registre stage leaves it: PDF in Storage, status COMPLETE."""
-    job_id = pipeline.insert(source, status_id=SEED.ready_for_ocr, **columns)
-    storage = Storage(Queue(get_settings()).client("prod"))
-    storage.ensure_buckets()
-    bucket = "index" if source == "index" else "actes"
-    path = storage.upload(bucket, f"{job_id}.pdf", pdf, "application/pdf")
-    pipeline.project.sql("UPDATE extraction_queue SET supabase_path = %s WHERE id = %s",
-                         (path, job_id))
-    return job_id
-
-
 def index_row(pipeline, pdf: bytes | None = None) -> str:
     pdf = render_pdf(INDEX) if pdf is None else pdf
-    return downloaded(pipeline, "index", pdf, document_number=INDEX.lot,
-                      circonscription_fonciere=INDEX.circonscription, cadastre=INDEX.cadastre)
+    return pipeline.downloaded("index", pdf, document_number=INDEX.lot,
+                               circonscription_fonciere=INDEX.circonscription,
+                               cadastre=INDEX.cadastre)  # fmt: skip
 
 
 def acte_row(pipeline, pdf: bytes | None = None) -> str:
     pdf = render_pdf(ACTE) if pdf is None else pdf
-    return downloaded(pipeline, "acte", pdf, document_number=ACTE.numero,
-                      circonscription_fonciere=ACTE.circonscription,
-                      acte_type=ACTE.type_document)
+    return pipeline.downloaded("acte", pdf, document_number=ACTE.numero,
+                               circonscription_fonciere=ACTE.circonscription,
+                               acte_type=ACTE.type_document)  # fmt: skip
 
 
 def faults(pipeline, **values) -> None:
