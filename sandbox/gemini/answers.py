@@ -19,6 +19,15 @@ UNREADABLE = "[ILLISIBLE] Cette page n'a pas pu être lue : aucune ligne n'est e
 UNREADABLE_PAGE = IndexPage(template="Inconnu", rows=[])
 
 
+def pdf_title(data: bytes) -> str:
+    document = pages.open_pdf(data)
+    with pages.PDFIUM_LOCK:
+        try:
+            return document.get_metadata_value("Title")
+        finally:
+            document.close()
+
+
 def pdf_text(data: bytes) -> list[str]:
     """The text layer of each page ('' for a scanned page)."""
     document = pages.open_pdf(data)
@@ -42,6 +51,7 @@ class _Read:
 
     text: str
     index_pages: list[IndexPage | None]  # per page, None when the page was not recognised
+    documents: tuple[str, ...] = ()  # what was recognised: "<document id>#<page>", or a title
 
 
 class Oracle:
@@ -50,15 +60,17 @@ class Oracle:
     def __init__(self, book: PageBook) -> None:
         self.book = book
 
-    def answer(self, request: Request, documents: list[Blob]) -> str:
+    def answer(self, request: Request, documents: list[Blob]) -> tuple[str, list[str]]:
+        """The answer's text, and what it read (for the request log)."""
         if not documents and BOOST_MARKER in request.prompt:
-            return self._boost(request)
+            return self._boost(request), []
         reads = [self._read(blob) for blob in documents]
         if not reads:
-            return self._shape(request, "Aucun document ni image fourni : rien à transcrire.", [])
+            nothing = "Aucun document ni image fourni : rien à transcrire."
+            return self._shape(request, nothing, []), []
         text = "\n\n".join(r.text for r in reads)
         index_pages = [p for r in reads for p in r.index_pages]
-        return self._shape(request, text, index_pages)
+        return self._shape(request, text, index_pages), [d for r in reads for d in r.documents]
 
     def _read(self, blob: Blob) -> _Read:
         if blob.data is None:
@@ -73,7 +85,11 @@ class Oracle:
         known = self.book.match(image)
         if known is None:
             return _Read(UNREADABLE, [None])
-        return _Read(index_text.render_page(known.number, known.page), [known.page])
+        return _Read(
+            index_text.render_page(known.number, known.page),
+            [known.page],
+            (f"{known.document_id}#{known.number}",),
+        )
 
     def _read_pdf(self, data: bytes) -> _Read:
         try:
@@ -81,15 +97,17 @@ class Oracle:
         except pages.PdfError as exc:
             return _Read(f"[ILLISIBLE] Le document ne s'ouvre pas : {exc}", [None])
         if any(texts):  # a text PDF (actes): its text is the transcription
-            return _Read("\n\n".join(texts), [])
+            return _Read("\n\n".join(texts), [], (pdf_title(data),))
         found: list[IndexPage | None] = []
-        blocks = []
+        blocks, seen = [], []
         for number, image in enumerate(pdf_page_images(data), start=1):
             known = self.book.match(image)
             found.append(known.page if known else None)
             body = index_text.render_page(number, known.page) if known else UNREADABLE
             blocks.append(body if known else f"--- Page {number} ---\n{body}")
-        return _Read("\n\n".join(blocks), found)
+            if known:
+                seen.append(f"{known.document_id}#{known.number}")
+        return _Read("\n\n".join(blocks), found, tuple(seen))
 
     def _shape(self, request: Request, text: str, index_pages: list[IndexPage | None]) -> str:
         if not request.wants_json:

@@ -19,6 +19,10 @@ class Faults:
     malformed_json_count: int = 0  # the next N JSON-mode calls answer broken JSON
     invalid_argument_match: str | None = None  # a 400 INVALID_ARGUMENT when a text part has this
     file_processing_s: float = 0.0  # uploaded files stay PROCESSING this long
+    # a quota storm not of the caller's making (another app on the project): the next N calls
+    # answer 429 RESOURCE_EXHAUSTED carrying this retryDelay; counted apart in the stats
+    rate_limit_count: int = 0
+    rate_limit_retry_s: float = 2.0
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +54,14 @@ class FaultSwitch:
                 if name != "reset":
                     setattr(self.faults, name, value)
             return self.faults
+
+    def storm(self) -> float | None:
+        """The retry delay of an injected 429 for this call, if a storm is on; consumes one."""
+        with self._lock:
+            if self.faults.rate_limit_count <= 0:
+                return None
+            self.faults.rate_limit_count -= 1
+            return self.faults.rate_limit_retry_s
 
     def draw(self, prompt: str, wants_json: bool) -> Injected:
         """The faults this call gets; consumes one unit of each counted fault that applies."""

@@ -69,6 +69,7 @@ class _ModelStats:
 @dataclass
 class Stats:
     requests: int = 0
+    injected_rate_limited: int = 0  # 429s of a storm fault, not of the caller's traffic
     by_status: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     by_endpoint: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     models: dict[str, _ModelStats] = field(default_factory=lambda: defaultdict(_ModelStats))
@@ -81,8 +82,12 @@ class Stats:
         model: str | None = None,
         prompt_tokens: int = 0,
         output_tokens: int = 0,
+        *,
+        injected: bool = False,
+        documents: list[str] | None = None,
     ) -> None:
         self.requests += 1
+        self.injected_rate_limited += injected and status == 429
         self.by_status[status] += 1
         self.by_endpoint[endpoint] += 1
         if model is not None:
@@ -100,6 +105,8 @@ class Stats:
                 "status": status,
                 "prompt_tokens": prompt_tokens,
                 "output_tokens": output_tokens,
+                "injected": injected,
+                "documents": documents or [],  # what the call read: "<document id>#<page>"
             }
         )
 
@@ -109,6 +116,7 @@ class Stats:
         return {
             "requests": self.requests,
             "rate_limited": self.by_status.get(429, 0),
+            "injected_rate_limited": self.injected_rate_limited,
             "tokens": {"prompt": prompt, "output": output, "total": prompt + output},
             "by_status": {str(k): v for k, v in self.by_status.items()},
             "by_endpoint": dict(self.by_endpoint),

@@ -193,6 +193,9 @@ async def _generate(
 ) -> Response:
     endpoint = "generateContent"
     prompt_tokens = sum(by_modality.values())
+    if (storm_retry_s := standin.faults.storm()) is not None:
+        standin.stats.record(endpoint, 429, model, injected=True)
+        return errors.quota_exceeded(model, "requests", standin.quota.rpm, storm_retry_s)
     rejection = standin.quota.admit(model, prompt_tokens)
     if rejection is not None:
         standin.stats.record(endpoint, 429, model)
@@ -215,7 +218,7 @@ async def _generate(
         return errors.error_response(
             injected.error_status, "UNAVAILABLE", "The model is overloaded. Please try again later."
         )
-    text = await run_in_threadpool(standin.oracle.answer, parsed, blobs)
+    text, documents = await run_in_threadpool(standin.oracle.answer, parsed, blobs)
     finish_reason = "STOP"
     if injected.malformed_json:
         text = _malformed(text)
@@ -225,7 +228,7 @@ async def _generate(
     if limit is not None and text_tokens(text) > limit:
         text, finish_reason = text[: limit * 4], "MAX_TOKENS"
     output_tokens = text_tokens(text)
-    standin.stats.record(endpoint, 200, model, prompt_tokens, output_tokens)
+    standin.stats.record(endpoint, 200, model, prompt_tokens, output_tokens, documents=documents)
     return JSONResponse(
         {
             "candidates": [

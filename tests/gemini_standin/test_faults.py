@@ -143,3 +143,14 @@ def test_the_redis_limiter_takes_the_pause_for_every_process(tight_url, redis_pr
     results = [call(client, limiter) for _ in range(4)]
     assert [r.attempts for r in results][:3] == [1, 1, 1]
     assert results[3].attempts == 2  # the 4th met a 429, paused everyone, then went through
+
+
+def test_a_quota_storm_answers_429s_with_its_retry_delay_counted_apart(
+    client, limiter, base_url
+) -> None:
+    set_faults(base_url, rate_limit_count=2, rate_limit_retry_s=1)
+    result = call(client, limiter)
+    assert result.text and limiter.pauses == [1.0, 1.0]
+    counters = stats(base_url)
+    assert (counters["rate_limited"], counters["injected_rate_limited"]) == (2, 2)
+    assert [e["injected"] for e in counters["log"]] == [True, True, False]

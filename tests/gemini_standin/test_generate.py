@@ -13,7 +13,7 @@ from sandbox.registry import catalogue
 from tasks import gemini, index_text, pages
 from tasks.index_rows import IndexPage
 
-from .conftest import MODEL, call
+from .conftest import MODEL, call, stats
 
 
 def first_page_jpeg(document) -> bytes:
@@ -29,7 +29,7 @@ def test_text_call_returns_text_usage_and_model(client, limiter) -> None:
     assert limiter.acquired == 1 and limiter.reconciled == [result.usage.total_tokens]
 
 
-def test_catalogue_page_image_reads_back_as_its_index_page(client, limiter) -> None:
+def test_catalogue_page_image_reads_back_as_its_index_page(client, limiter, base_url) -> None:
     document = catalogue.INDEX_DOCUMENTS[0]
     image = types.Part.from_bytes(data=first_page_jpeg(document), mime_type="image/jpeg")
     result = call(
@@ -41,6 +41,7 @@ def test_catalogue_page_image_reads_back_as_its_index_page(client, limiter) -> N
     )
     assert result.parsed == document.pages[0]
     assert result.usage.prompt_tokens >= 258
+    assert stats(base_url)["log"][-1]["documents"] == [f"{document.id}#1"]  # what it read
 
 
 def test_catalogue_page_as_text_uses_the_index_layout(client, limiter) -> None:
@@ -62,7 +63,7 @@ def test_an_unknown_image_is_unreadable_not_invented(client, limiter) -> None:
     assert result.parsed.rows == []
 
 
-def test_acte_pdf_inline_answers_its_text_layer(client, limiter) -> None:
+def test_acte_pdf_inline_answers_its_text_layer(client, limiter, base_url) -> None:
     acte = next(a for a in catalogue.ACTES if not a.paper_only)
     with gemini.document_part(
         client, catalogue.render_pdf(acte), mime_type="application/pdf", display_name="acte"
@@ -71,6 +72,7 @@ def test_acte_pdf_inline_answers_its_text_layer(client, limiter) -> None:
         result = call(client, limiter, [part, "Transcris tout."])
     squash = lambda text: re.sub(r"\s+", " ", text).strip()  # noqa: E731
     assert squash(catalogue.acte_text(acte)) in squash(result.text)
+    assert stats(base_url)["log"][-1]["documents"] == [f"Acte {acte.numero}"]
 
 
 def test_files_api_upload_use_and_delete(client, limiter, base_url) -> None:
