@@ -71,7 +71,6 @@ logger = logging.getLogger(__name__)
 
 TOKENS_PER_IMAGE_TILE = 258  # an image up to 384 px, each 768 px tile of a bigger one, a PDF page
 CHARS_PER_TOKEN = 4
-EXPECTED_OUTPUT_TOKENS = 2048  # added to the estimate; reconcile() corrects it with the real count
 RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
 # Gemini caps a whole request at 20 MB, and base64 inflates bytes by 4/3: keep a margin for the
 # prompt. Bigger documents go through the Files API.
@@ -262,11 +261,11 @@ def _part_tokens(part: Any) -> int:
     return 0
 
 
-def estimate_tokens(contents: Sequence[Any] | Any, max_output_tokens: int | None = None) -> int:
-    """Input tokens as Gemini counts them, plus the expected output."""
+def estimate_tokens(contents: Sequence[Any] | Any) -> int:
+    """Input tokens as Gemini counts them: its TPM quota counts input tokens only (quota id
+    GenerateContentInputTokensPerModelPerMinute), so output tokens take none of it."""
     items = contents if isinstance(contents, list | tuple) else [contents]
-    output = min(max_output_tokens or EXPECTED_OUTPUT_TOKENS, EXPECTED_OUTPUT_TOKENS)
-    return sum(_part_tokens(p) for p in items) + output
+    return sum(_part_tokens(p) for p in items)
 
 
 def _status(exc: errors.APIError) -> str:
@@ -329,13 +328,10 @@ def generate(
     Google's retryDelay and tries again; 5xx and timeouts back off exponentially with jitter; a
     4xx raises GeminiRejected at once. The answer must finish with STOP (else TruncatedOutput /
     BlockedOutput) and, when JSON was requested, parse (else MalformedOutput). The permit is
-    reconciled with the tokens Gemini reports.
+    reconciled with the input tokens Gemini reports.
     """
     policy = policy or RetryPolicy()
-    max_output = config.max_output_tokens if config is not None else None
-    estimate = (
-        tokens_estimate if tokens_estimate is not None else estimate_tokens(contents, max_output)
-    )
+    estimate = tokens_estimate if tokens_estimate is not None else estimate_tokens(contents)
     failure: GeminiRetryLater | None = None
     for attempt in range(1, policy.max_attempts + 1):
         try:
@@ -402,7 +398,7 @@ def _result(
         output_tokens=(meta.candidates_token_count or 0) if meta else 0,
         total_tokens=(meta.total_token_count or 0) if meta else 0,
     )
-    _bookkeep(limiter.reconcile, permit, usage.total_tokens)
+    _bookkeep(limiter.reconcile, permit, usage.prompt_tokens)  # what the TPM quota counts
     text = _check_output(response, model)
     parsed = None
     if config is not None and config.response_mime_type == "application/json":

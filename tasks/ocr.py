@@ -138,7 +138,7 @@ def read_acte(gemini: Gemini, document: types.Part, pages: int) -> GenerateResul
         temperature=EXTRACT_TEMPERATURE, max_output_tokens=DOCUMENT_OUTPUT_TOKENS
     )
     instructions = prompt("acte_extract")
-    estimate = estimate_tokens([instructions], DOCUMENT_OUTPUT_TOKENS)
+    estimate = estimate_tokens([instructions])
     estimate += TOKENS_PER_IMAGE_TILE * pages  # Gemini counts a PDF page as an image
     return gemini.call(
         [document, instructions], model=gemini.extract_model, config=config,

@@ -26,7 +26,7 @@ def test_text_call_returns_text_usage_and_model(client, limiter) -> None:
     assert result.text
     assert result.model_version == MODEL and result.response_id
     assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.output_tokens > 0
-    assert limiter.acquired == 1 and limiter.reconciled == [result.usage.total_tokens]
+    assert limiter.acquired == 1 and limiter.reconciled == [result.usage.prompt_tokens]
 
 
 def test_catalogue_page_image_reads_back_as_its_index_page(client, limiter, base_url) -> None:
