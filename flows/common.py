@@ -27,8 +27,7 @@ from tasks.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-RETRY_BASE_SECONDS = 60  # after a transient failure: 1, 2, 4... minutes, capped
-RETRY_MAX_SECONDS = 15 * 60
+RETRY_MAX_SECONDS = 15 * 60  # after a transient failure: RETRY_BASE_SECONDS x 1, 2, 4..., capped
 
 
 class Failure(StrEnum):
@@ -43,19 +42,20 @@ class Failure(StrEnum):
 Verdict = tuple[str, Failure, float | None]
 
 
-def retry_delay(attempts_so_far: int) -> int:
-    return min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**attempts_so_far)
+def retry_delay(attempts_so_far: int, base_s: int) -> int:
+    return min(RETRY_MAX_SECONDS, base_s * 2**attempts_so_far)
 
 
-def settle_failure(queue: Queue, job: Job, verdict: Verdict) -> dict[str, Any] | None:
+def settle_failure(queue: Queue, job: Job, verdict: Verdict, base_s: int) -> dict[str, Any] | None:
     """Write a failed run's outcome on its row (see Failure); returns the row as left, or None
     when the lease was already lost."""
     message, failure, delay_s = verdict
     if failure is Failure.SERVICE:
-        delay = max(int(delay_s or 0), RETRY_BASE_SECONDS)
+        delay = max(int(delay_s or 0), base_s)
         return queue.release(job, message, retry_delay_seconds=delay)
     attempts = int(job.row.get("ocr_attempts" if job.stage is Stage.OCR else "attemtps") or 0)
-    delay = 0 if failure is Failure.PERMANENT else max(int(delay_s or 0), retry_delay(attempts))
+    wait_s = retry_delay(attempts, base_s)
+    delay = 0 if failure is Failure.PERMANENT else max(int(delay_s or 0), wait_s)
     return queue.fail(
         job, message, permanent=failure is Failure.PERMANENT, retry_delay_seconds=delay
     )
@@ -114,7 +114,7 @@ def document_run(
             raise  # the row is another run's now: nothing of ours to write
         except Exception as exc:
             verdict = judge(run.job, run.queue, exc)
-            row = settle_failure(run.queue, run.job, verdict)
+            row = settle_failure(run.queue, run.job, verdict, run.settings.retry_base_seconds)
             get_run_logger().error(
                 "%s: %s; row now in status %s", run.job.label, verdict[0], row and row["status_id"]
             )
