@@ -15,30 +15,21 @@ Prints, from the Prefect API and the queue:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
-import psycopg
 from prefect import get_client
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from stack import ROOT, Stack  # bench/stack.py, beside this file
 
-from sandbox import gemini
-from sandbox.postgres import create_database, drop_database, insert_registry_accounts
-from sandbox.registry import serve as serve_registry
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS
-from sandbox.supabase import serve as serve_supabase
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 REAL = {"registre": (60, 180), "ocr": (30, 180)}  # seconds per document at the real site
+INDEX = [(d.lot, d.circonscription, d.cadastre, d.designation) for d in INDEX_DOCUMENTS]
+ACTE_ROWS = [a for a in ACTES if not a.paper_only]
 
 
 def median_p95(values: list[float]) -> tuple[float, float]:
@@ -56,51 +47,26 @@ def import_baseline() -> float:
     return statistics.mean(times)
 
 
-class Bench:
-    def __init__(self, dsn: str, env: dict[str, str]) -> None:
-        self.dsn = dsn
-        self.env = env
-        self.docs = [(d.lot, d.circonscription, d.cadastre, d.designation) for d in INDEX_DOCUMENTS]
-        self.actes = [a for a in ACTES if not a.paper_only]
+def requests(n: int, offset: int = 0) -> list[tuple]:
+    """Mixed documents: two actes in five, index documents otherwise."""
+    rows = []
+    for i in range(offset, offset + n):
+        if i % 5 in (1, 3):
+            a = ACTE_ROWS[i % len(ACTE_ROWS)]
+            rows.append(("acte", a.numero, a.circonscription, None, None, a.type_document))
+        else:
+            lot, circ, cadastre, designation = INDEX[i % len(INDEX)]
+            rows.append(("index", lot, circ, cadastre, designation, None))
+    return rows
 
-    def insert(self, n: int, offset: int = 0) -> list[str]:
-        ids = []
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            for i in range(offset, offset + n):
-                if i % 5 in (1, 3):
-                    a = self.actes[i % len(self.actes)]
-                    row = ("acte", a.numero, a.circonscription, None, None, a.type_document)
-                else:
-                    lot, circ, cadastre, designation = self.docs[i % len(self.docs)]
-                    row = ("index", lot, circ, cadastre, designation, None)
-                ids.append(
-                    str(
-                        conn.execute(
-                            "INSERT INTO extraction_queue (document_source, document_number,"
-                            " circonscription_fonciere, cadastre, designation_secondaire,"
-                            " acte_type) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                            row,
-                        ).fetchone()[0]
-                    )
-                )
-        return ids
 
-    def rows(self, ids: list[str]) -> dict[str, tuple[int, object]]:
-        with psycopg.connect(self.dsn) as conn:
-            found = conn.execute(
-                "SELECT id::text, status_id, created_at FROM extraction_queue"
-                " WHERE id = ANY(%s::uuid[])",
-                (ids,),
-            ).fetchall()
-        return {i: (s, c) for i, s, c in found}
-
-    def wait_final(self, ids: list[str], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(s in (4, 5) for s, _ in self.rows(ids).values()):
-                return
-            time.sleep(1)
-        raise RuntimeError(f"documents not final after {timeout:.0f} s")
+def wait_final(stack: Stack, ids: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(s in (4, 5) for s, _ in stack.rows(ids).values()):
+            return
+        time.sleep(1)
+    raise RuntimeError(f"documents not final after {timeout:.0f} s")
 
 
 def document_runs(job_ids: set[str]) -> list:
@@ -143,68 +109,27 @@ def main() -> None:
     args = parser.parse_args()
 
     baseline = import_baseline()
-    with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pipeline-")))
-        os.environ["PREFECT_HOME"] = str(tmp / "prefect")
-        from deployments.up import prefect_server
-
-        api = stack.enter_context(prefect_server(tmp, port=4277))
-        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
-        dsn = create_database()
-        stack.callback(drop_database, dsn)
-        key, gemini_key = uuid.uuid4().hex, uuid.uuid4().hex
-        supabase = stack.enter_context(serve_supabase(dsn, key, tmp / "storage"))
-        registry = stack.enter_context(serve_registry(faults={"latency_s": args.latency}))
-        gemini_url = stack.enter_context(gemini.serve(gemini_key, rpm=100_000, tpm=10**9))
-        httpx.post(f"{gemini_url}/_sandbox/faults", json={"delay_s": args.gemini_delay})
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            insert_registry_accounts(conn)
+    tmp = tempfile.TemporaryDirectory(prefix="bench-pipeline-")
+    stack = Stack(Path(tmp.name), registry_latency_s=args.latency, gemini_delay_s=args.gemini_delay)
+    with tmp, stack:
+        stack.deploy()
         cpu = 3 * args.registre + 1.25 * args.ocr + 2.5
-        env = {
-            **os.environ,
-            "PREFECT_API_URL": api,
-            "DEV_SUPABASE_URL": supabase,
-            "DEV_SUPABASE_SERVICE_KEY": key,
-            "REGISTRY_BASE_URL": registry,
-            "GEMINI_BASE_URL": gemini_url,
-            "GEMINI_API_KEY": gemini_key,
-            "REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:",
-            "SERVER_MAX_CPU": str(cpu / 0.8),
-            "SERVER_MAX_RAM": "64",
-            "WORKER_COUNT": str(args.registre),
-            "OCR_WORKER_POOL_SIZE": str(args.ocr),
-        }
-        for name in ("PROD", "STAGING"):
-            env.pop(f"{name}_SUPABASE_URL", None)
-            env.pop(f"{name}_SUPABASE_SERVICE_KEY", None)
-        subprocess.run(
-            [BIN / "registre", "deploy"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
-        )
-        log = (tmp / "host.log").open("wb")
-        host = subprocess.Popen(
-            [BIN / "registre", "worker", "--host-id", "bench", "--run-dir", str(tmp)],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        stack.callback(host.wait, 120)
-        stack.callback(host.terminate)
-        bench = Bench(dsn, env)
+        slots = {"WORKER_COUNT": str(args.registre), "OCR_WORKER_POOL_SIZE": str(args.ocr)}
+        stack.start_host("bench", SERVER_MAX_CPU=str(cpu / 0.8), SERVER_MAX_RAM="64", **slots)
         time.sleep(10)  # the host registers and its workers poll
 
         starts = []
         for i in range(args.singles):
-            [job_id] = bench.insert(1, offset=i * 5)  # an index document each time
-            bench.wait_final([job_id], 600)
-            created = bench.rows([job_id])[job_id][1]
+            [job_id] = stack.insert(requests(1, offset=i * 5))  # an index document each time
+            wait_final(stack, [job_id], 600)
+            created = stack.rows([job_id])[job_id][1]
             run = next(r for r in document_runs({job_id}) if r.name.startswith("registre"))
             starts.append((run.start_time - created).total_seconds())
 
         began = time.monotonic()
-        ids = bench.insert(args.documents, offset=args.singles * 5)
-        inserted = bench.rows(ids)[ids[0]][1]
-        bench.wait_final(ids, 3600)
+        ids = stack.insert(requests(args.documents, offset=args.singles * 5))
+        inserted = stack.rows(ids)[ids[0]][1]
+        wait_final(stack, ids, 3600)
         elapsed = time.monotonic() - began
         runs = document_runs(set(ids))
 

@@ -17,7 +17,7 @@ from sandbox.process import stop
 
 from .server import KEY_ENV, READY_PREFIX, main
 
-__all__ = ["KEY_ENV", "main", "serve"]
+__all__ = ["KEY_ENV", "main", "serve", "start"]
 
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -70,11 +70,10 @@ def _wait_until_answering(
     raise TimeoutError(f"the stand-in at {url} did not answer")
 
 
-@contextmanager
-def serve(
+def start(
     dsn: str, service_key: str, storage_dir: Path, host: str = "127.0.0.1", port: int = 0
-) -> Iterator[str]:
-    """Run the stand-in in a subprocess; yields its base URL, e.g. `http://127.0.0.1:54321`."""
+) -> tuple[subprocess.Popen[str], str]:
+    """Start the stand-in in a subprocess and wait until it answers; returns it and its URL."""
     command = [sys.executable, "-m", "sandbox.supabase", "--dsn", dsn]
     command += ["--storage-dir", str(storage_dir), "--host", host, "--port", str(port)]
     env = {**os.environ, KEY_ENV: service_key}
@@ -83,6 +82,19 @@ def serve(
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         url = _read_url(process, deadline)
         _wait_until_answering(url, service_key, process, deadline)
+    except BaseException:
+        stop(process, STOP_TIMEOUT_S)
+        raise
+    return process, url
+
+
+@contextmanager
+def serve(
+    dsn: str, service_key: str, storage_dir: Path, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[str]:
+    """Run the stand-in in a subprocess; yields its base URL, e.g. `http://127.0.0.1:54321`."""
+    process, url = start(dsn, service_key, storage_dir, host, port)
+    try:
         yield url
     finally:
         stop(process, STOP_TIMEOUT_S)

@@ -1,0 +1,388 @@
+"""Documents through the whole stack (`registre deploy`, two `registre worker` hosts, a Prefect
+server, Redis, the three stand-ins) while faults hit every part of it:
+
+- flow-run processes and Prefect worker processes killed with SIGKILL, one whole host lost
+  (every process of it killed at once) and started again;
+- Redis restarted (it comes back empty), the Supabase stand-in dropping every connection for a
+  few seconds;
+- Gemini answering 429 storms (with retryDelay) and 5xx bursts;
+- the registry slow, its sessions expired, searches answering 500, downloads stalling.
+
+Documents go in waves of distinct catalogue documents, so that the stand-ins' own logs tell
+each document apart. At the end it prints and asserts: documents lost 0; no document downloaded
+or OCR'd more often than its runs were started, and never by two runs at once; every document in
+a final status; attempts never above the maximum; capacity leases and running Prefect runs back
+to zero; no Gemini 429 caused by our own traffic. Exit code 1 if any fails.
+
+    .venv/bin/python bench/chaos.py                 # the large setting: 200 documents
+    .venv/bin/python bench/chaos.py --documents 12 --kills 3   # the test suite's setting
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+from prefect import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import StateType
+from stack import Stack, pids_with  # bench/stack.py, beside this file
+
+from sandbox.registry import control
+from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS
+
+FINAL = (4, 5)  # seed statuses: OCR complété (done), Erreur
+HOSTS = ("chaos-a", "chaos-b")
+ROW_COLUMNS = ("status_id, attemtps, max_attempts, ocr_attempts, ocr_max_attempts,"
+               " coalesce(ocr_error, error_message)")  # fmt: skip
+HOST_ENV = {
+    "SERVER_MAX_CPU": "20", "SERVER_MAX_RAM": "32", "WORKER_COUNT": "1",
+    "OCR_WORKER_POOL_SIZE": "2", "QUEUE_LEASE_SECONDS": "90", "CAPACITY_LEASE_SECONDS": "30",
+    "RETRY_BASE_SECONDS": "5", "GEMINI_MAX_RPM": "600", "GEMINI_MAX_TPM": "2000000",
+    "WORKER_DRAIN_SECONDS": "60",
+}  # fmt: skip
+
+
+class Document:
+    """One catalogue document as a request, and what the stand-ins call it in their logs."""
+
+    def __init__(self, row: tuple[Any, ...], registry_ids: set[str], gemini_labels: set[str]):
+        self.row = row
+        self.registry_ids = registry_ids
+        self.gemini_labels = gemini_labels  # "<id>#<page>" per index page, or "Acte <numero>"
+
+
+def catalogue() -> list[Document]:
+    docs = [
+        Document(("index", d.lot, d.circonscription, d.cadastre, d.designation, None), {d.id},
+                 {f"{d.id}#{n}" for n in range(1, len(d.pages) + 1)})
+        for d in INDEX_DOCUMENTS
+    ] + [
+        Document(("acte", a.numero, a.circonscription, None, None, a.type_document), {a.id},
+                 {f"Acte {a.numero}"})
+        for a in ACTES if not a.paper_only
+    ] + [
+        Document(("plan_cadastraux", p.lot, p.circonscription, p.cadastre, p.designation, None),
+                 {v.id for v in p.versions}, set())
+        for p in PLANS
+    ]  # fmt: skip
+    random.Random(7).shuffle(docs)
+    return docs
+
+
+class Chaos(threading.Thread):
+    """The faults, one every `every_s` seconds, in a shuffled order, until stopped."""
+
+    def __init__(self, stack: Stack, kills: int, every_s: float, seed: int) -> None:
+        super().__init__(name="chaos", daemon=True)
+        self.stack, self.every_s = stack, every_s
+        self.rng = random.Random(seed)
+        others = ["gemini_storm", "gemini_5xx", "registry_slow", "session_expiry",
+                  "registry_500", "stall_download", "redis_restart", "supabase_drop",
+                  "host_restart"]  # fmt: skip
+        worker_kills = max(1, kills // 5)
+        plan = ["kill_run"] * (kills - worker_kills) + ["kill_worker"] * worker_kills + others
+        self.rng.shuffle(plan)
+        self.plan = plan
+        self.done: list[str] = []
+        self.killed_runs: set[str] = set()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while self.plan and not self.stop.wait(self.every_s):
+            event = self.plan[0]
+            try:
+                what = getattr(self, event)()
+            except Exception as exc:  # a fault that found nothing to hit is tried again later
+                what = f"{event} failed: {type(exc).__name__}: {exc}"
+            if what is None:
+                continue  # nothing to hit yet (no run in progress): keep it for the next tick
+            self.plan.pop(0)
+            self.done.append(f"{time.strftime('%H:%M:%S')} {what}")
+            print(f"  chaos: {what}", flush=True)
+
+    def _our(self, marker: bytes) -> list[int]:
+        ours = {p for h in HOSTS for p in pids_with(f"REGISTRE_HOST_ID={h}".encode())}
+        return [p for p in pids_with_prefix(marker) if p in ours]
+
+    def kill_run(self) -> str | None:
+        runs = flow_run_pids(self._our(b"PREFECT__FLOW_RUN_ID="))
+        if not runs:
+            return None
+        pid, run_id = self.rng.choice(sorted(runs.items()))
+        os.kill(pid, signal.SIGKILL)
+        self.killed_runs.add(run_id)
+        return f"SIGKILL flow run {run_id} (pid {pid})"
+
+    def kill_worker(self) -> str | None:
+        workers = [p for p in self._our(b"PREFECT_WORKER_QUERY_SECONDS=") if is_prefect_worker(p)]
+        if not workers:
+            return None
+        pid = self.rng.choice(workers)
+        os.kill(pid, signal.SIGKILL)
+        return f"SIGKILL Prefect worker pid {pid}"
+
+    def host_restart(self) -> str:
+        host = HOSTS[1]
+        killed = self.stack.kill_host(host)
+        time.sleep(3)
+        self.stack.start_host(host, **HOST_ENV)
+        return f"host {host} lost ({killed} processes SIGKILLed) and started again"
+
+    def redis_restart(self) -> str:
+        self.stack.restart_redis(down_s=2)
+        return "Redis restarted empty after 2 s down"
+
+    def supabase_drop(self) -> str:
+        self.stack.drop_supabase(down_s=4)
+        return "Supabase dropped every connection for 4 s"
+
+    def gemini_storm(self) -> str:
+        faults(self.stack.gemini, rate_limit_count=15, rate_limit_retry_s=3)
+        return "Gemini: a storm of 15 429s (retryDelay 3 s)"
+
+    def gemini_5xx(self) -> str:
+        faults(self.stack.gemini, error_status=503, error_count=8)
+        return "Gemini: 8 x 503"
+
+    def registry_slow(self) -> str:
+        control.set_faults(self.stack.registry, latency_s=2.0)
+        threading.Timer(20, control.set_faults, (self.stack.registry,), {"latency_s": 0.3}).start()
+        return "registry: 2 s per response for 20 s"
+
+    def session_expiry(self) -> str:
+        return f"registry: {control.expire_sessions(self.stack.registry)} sessions expired"
+
+    def registry_500(self) -> str:
+        control.set_faults(self.stack.registry, fail_next_searches=3)
+        return "registry: the next 3 searches answer 500"
+
+    def stall_download(self) -> str:
+        control.set_faults(self.stack.registry, stall_next_downloads=2)
+        return "registry: the next 2 downloads stall halfway"
+
+
+def faults(gemini_url: str, **values: Any) -> None:
+    httpx.post(f"{gemini_url}/_sandbox/faults", json=values).raise_for_status()
+
+
+def pids_with_prefix(prefix: bytes) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(item.startswith(prefix) for item in environ):
+                found.append(int(entry.name))
+    return found
+
+
+def flow_run_pids(pids: list[int]) -> dict[int, str]:
+    runs = {}
+    for pid in pids:
+        try:
+            for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                if item.startswith(b"PREFECT__FLOW_RUN_ID="):
+                    runs[pid] = item.split(b"=", 1)[1].decode()
+        except OSError:
+            continue
+    return runs
+
+
+def is_prefect_worker(pid: int) -> bool:
+    try:
+        return b"worker\0start" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def running_intervals(client: Any, run_id: Any) -> list[tuple[float, float]]:
+    """When the run was Running, from its state history (a retried run runs more than once)."""
+    states = sorted(client.read_flow_run_states(run_id), key=lambda s: s.timestamp)
+    spans, opened = [], None
+    for state in states:
+        if state.type is StateType.RUNNING and opened is None:
+            opened = state.timestamp.timestamp()
+        elif state.type is not StateType.RUNNING and opened is not None:
+            spans.append((opened, state.timestamp.timestamp()))
+            opened = None
+    if opened is not None:
+        spans.append((opened, time.time()))
+    return spans
+
+
+def overlaps(spans: list[tuple[float, float]]) -> int:
+    ordered = sorted(spans)
+    return sum(1 for a, b in itertools.pairwise(ordered) if b[0] < a[1])
+
+
+def wave_report(stack: Stack, docs: list[Document], ids: list[str]) -> dict[str, Any]:
+    """What the stand-ins saw of this wave against how often each document's runs ran."""
+    served = control.counters(stack.registry)["downloads_by_document"]
+    log = httpx.get(f"{stack.gemini}/_sandbox/stats").json()
+    reads: Counter[str] = Counter(
+        label
+        for e in log["log"]
+        if e["endpoint"] == "generateContent" and e["status"] == 200
+        for label in e["documents"]
+    )
+    by_job: dict[str, list] = defaultdict(list)
+    with get_client(sync_client=True) as client:
+        runs, wanted = [], set(ids)
+        only_documents = FlowRunFilter(tags=FlowRunFilterTags(all_=["env:prod"]))
+        while page := client.read_flow_runs(
+            flow_run_filter=only_documents, limit=200, offset=len(runs)
+        ):
+            runs += page
+        for run in runs:
+            if run.parameters.get("job_id") in wanted:
+                stage = "registre" if run.name.startswith("registre") else "ocr"
+                spans = running_intervals(client, run.id)
+                by_job[run.parameters["job_id"]].append((stage, run, spans))
+    report: dict[str, Any] = {"extra downloads": 0, "extra OCR": 0, "unexplained": [],
+                              "concurrent": [], "completed twice": []}  # fmt: skip
+    for doc, job_id in zip(docs, ids, strict=True):
+        for stage in ("registre", "ocr"):
+            mine = [(run, spans) for s, run, spans in by_job[job_id] if s == stage]
+            spans = [span for _, ss in mine for span in ss]
+            done = [r for r, _ in mine if r.state and r.state.name == "Completed"]
+            if overlaps(spans):
+                report["concurrent"].append(f"{doc.row[0]} {doc.row[1]} ({stage})")
+            if len(done) > 1:
+                report["completed twice"].append(f"{doc.row[0]} {doc.row[1]} ({stage})")
+            if stage == "registre":
+                seen = sum(served.get(i, 0) for i in doc.registry_ids)
+                report["extra downloads"] += max(0, seen - 1)
+            else:  # an index document: its most-read page
+                seen = max((reads[label] for label in doc.gemini_labels), default=0)
+                report["extra OCR"] += max(0, seen - 1)
+            if seen > len(spans):  # more than once per time a run of it was Running
+                report["unexplained"].append(
+                    f"{doc.row[0]} {doc.row[1]} ({stage}): {seen} times, {len(spans)} runs"
+                )
+    report["own 429s"] = log["rate_limited"] - log["injected_rate_limited"]
+    report["injected 429s"] = log["injected_rate_limited"]
+    return report
+
+
+def settled(stack: Stack) -> tuple[int, int]:
+    """(capacity leases held, document runs Pending or Running)."""
+    client = redis.Redis(port=stack.redis_port)
+    try:
+        leases = client.hlen(f"{stack.prefix}server:workers")
+    finally:
+        client.close()
+    alive = FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])
+    with get_client(sync_client=True) as prefect:
+        runs = prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=alive)), limit=200
+        )
+    return leases, sum(1 for r in runs if r.parameters.get("job_id"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--documents", type=int, default=200)
+    parser.add_argument("--kills", type=int, default=12, help="SIGKILLs of runs and workers")
+    parser.add_argument("--every", type=float, default=8.0, help="seconds between faults")
+    parser.add_argument("--wave-timeout", type=float, default=1500)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    docs = catalogue()
+    waves = [
+        [docs[(start + i) % len(docs)] for i in range(min(len(docs), args.documents - start))]
+        for start in range(0, args.documents, len(docs))
+    ]
+    failures: list[str] = []
+    totals: Counter[str] = Counter()
+    began = time.monotonic()
+    tmp = tempfile.TemporaryDirectory(prefix="chaos-")
+    with tmp, Stack(Path(tmp.name), gemini_delay_s=0.5) as stack:
+        stack.deploy()
+        for host in HOSTS:
+            stack.start_host(host, **HOST_ENV)
+        chaos = Chaos(stack, args.kills, args.every, args.seed)
+        time.sleep(10)  # the hosts register and their workers poll
+        chaos.start()
+        statuses: Counter[int] = Counter()
+        for number, wave in enumerate(waves, start=1):
+            control.reset_counters(stack.registry)
+            httpx.post(f"{stack.gemini}/_sandbox/reset").raise_for_status()
+            faults(stack.gemini, delay_s=0.5)
+            ids = stack.insert([d.row for d in wave])
+            deadline = time.monotonic() + args.wave_timeout
+            while time.monotonic() < deadline:
+                rows = stack.rows(ids)
+                if len(rows) == len(ids) and all(r[0] in FINAL for r in rows.values()):
+                    break
+                time.sleep(2)
+            rows = stack.rows(ids, ROW_COLUMNS)
+            lost = [i for i in ids if i not in rows or rows[i][0] not in FINAL]
+            over = [i for i, r in rows.items() if r[1] > r[2] or r[3] > r[4]]
+            statuses.update(r[0] for r in rows.values())
+            report = wave_report(stack, wave, ids)
+            totals.update({k: v for k, v in report.items() if isinstance(v, int)})
+            totals["lost"] += len(lost)
+            totals["attempts over the maximum"] += len(over)
+            for key in ("unexplained", "concurrent", "completed twice"):
+                totals[key] += len(report[key])
+                failures += [f"wave {number}: {key}: {x}" for x in report[key]]
+            failures += [f"wave {number}: lost or not final: {i} {rows.get(i)}" for i in lost]
+            failures += [f"wave {number}: attempts over the maximum: {i}" for i in over]
+            errors = [r[5] for r in rows.values() if r[0] == 5]
+            print(f"wave {number}: {len(wave)} documents, {len(lost)} not final, errors:"
+                  f" {json.dumps(errors, ensure_ascii=False)[:400]}", flush=True)  # fmt: skip
+        while chaos.plan and time.monotonic() - began < args.wave_timeout * len(waves):
+            time.sleep(2)  # the faults not yet played (a small run ends before them)
+        chaos.stop.set()
+        chaos.join(60)
+        deadline = time.monotonic() + 180
+        while (state := settled(stack)) != (0, 0) and time.monotonic() < deadline:
+            time.sleep(3)
+        if state != (0, 0):
+            failures.append(f"not back to zero: {state[0]} capacity leases, {state[1]} runs active")
+        elapsed = time.monotonic() - began
+
+    kills = sum(1 for d in chaos.done if d.startswith(("SIGKILL", "host")))
+    print(f"\n{args.documents} documents in {len(waves)} waves, {elapsed:.0f} s; {len(chaos.done)}"
+          f" faults ({kills} kills):")  # fmt: skip
+    for line in chaos.done:
+        print(f"  {line}")
+    print(f"final statuses: {dict(statuses)} (4 done, 5 error)")
+    for key in ("lost", "unexplained", "concurrent", "completed twice", "attempts over the maximum",
+                "own 429s", "extra downloads", "extra OCR", "injected 429s"):  # fmt: skip
+        print(f"  {key:28} {totals[key]}")
+    print(f"  {'capacity leases, runs active':28} {state[0]}, {state[1]}")
+    if totals["own 429s"]:
+        failures.append(f"{totals['own 429s']} Gemini 429s of our own traffic")
+    if chaos.plan:
+        failures.append(f"faults never played: {chaos.plan}")
+    for line in failures:
+        print(f"FAIL {line}")
+    print("OK" if not failures else f"{len(failures)} FAILURES")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The deployed system on the stand-ins for the benchmarks: a Prefect server of its own, Redis
+and the Supabase stand-in as processes that can be killed and started again on their ports, the
+registry and Gemini stand-ins, `registre deploy`, and `registre worker` hosts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import ExitStack, suppress
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import redis
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from sandbox import gemini
+from sandbox import supabase as supabase_standin
+from sandbox.postgres import create_database, drop_database, insert_registry_accounts
+from sandbox.process import stop
+from sandbox.registry import serve as serve_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def pids_with(marker: bytes) -> list[int]:
+    """Processes whose environment holds `marker` (e.g. b"REGISTRE_HOST_ID=a")."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+class Stack:
+    """Enter with `with Stack(tmp) as stack:`; everything started is stopped on exit."""
+
+    def __init__(self, tmp: Path, *, registry_latency_s: float = 0.3, gemini_delay_s: float = 1.0,
+                 rpm: int = 100_000, tpm: int = 10**9) -> None:  # fmt: skip
+        self.tmp = tmp
+        self.registry_latency_s = registry_latency_s
+        self.gemini_delay_s = gemini_delay_s
+        self.quota = (rpm, tpm)
+        self.hosts: dict[str, subprocess.Popen[bytes]] = {}
+        self._exit = ExitStack()
+        self.redis_port = free_port()
+        self.supabase_port = free_port()
+        self.key, self.gemini_key = uuid.uuid4().hex, uuid.uuid4().hex
+
+    def __enter__(self) -> Stack:
+        stack = self._exit
+        os.environ["PREFECT_HOME"] = str(self.tmp / "prefect")
+        from deployments.up import prefect_server
+
+        self.api = stack.enter_context(prefect_server(self.tmp, port=free_port()))
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: self.api}))
+        self.dsn = create_database()
+        stack.callback(drop_database, self.dsn)
+        self.start_redis()
+        stack.callback(self.stop_redis)
+        self.start_supabase()
+        stack.callback(lambda: stop(self.supabase))
+        faults = {"latency_s": self.registry_latency_s}
+        self.registry = stack.enter_context(serve_registry(faults=faults))
+        rpm, tpm = self.quota
+        self.gemini = stack.enter_context(gemini.serve(self.gemini_key, rpm=rpm, tpm=tpm))
+        httpx.post(f"{self.gemini}/_sandbox/faults", json={"delay_s": self.gemini_delay_s})
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            insert_registry_accounts(conn)
+        self.prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+        stack.callback(self.stop_hosts)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._exit.close()
+
+    # --- the services that faults restart
+
+    def start_redis(self) -> None:
+        command = ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                   "--save", "", "--appendonly", "no"]  # fmt: skip
+        log = (self.tmp / "redis.log").open("ab")
+        self.redis = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        client = redis.Redis(port=self.redis_port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+
+    def stop_redis(self) -> None:
+        self.redis.kill()
+        self.redis.wait()
+
+    def restart_redis(self, down_s: float = 2.0) -> None:
+        """Redis goes away and comes back empty (it keeps nothing on disk)."""
+        self.stop_redis()
+        time.sleep(down_s)
+        self.start_redis()
+
+    def start_supabase(self) -> None:
+        self.supabase, self.supabase_url = supabase_standin.start(
+            self.dsn, self.key, self.tmp / "storage", port=self.supabase_port
+        )
+
+    def drop_supabase(self, down_s: float) -> None:
+        """Every connection to Supabase dropped, and none answered, for `down_s`."""
+        self.supabase.kill()
+        self.supabase.wait()
+        time.sleep(down_s)
+        self.start_supabase()
+
+    # --- the system
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "PREFECT_API_URL": self.api,
+            "PROD_SUPABASE_URL": self.supabase_url,
+            "PROD_SUPABASE_SERVICE_KEY": self.key,
+            "REGISTRY_BASE_URL": self.registry,
+            "GEMINI_BASE_URL": self.gemini,
+            "GEMINI_API_KEY": self.gemini_key,
+            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "REDIS_KEY_PREFIX": self.prefix,
+            **extra,
+        }
+        for name in ("DEV", "STAGING"):
+            env.pop(f"{name}_SUPABASE_URL", None)
+            env.pop(f"{name}_SUPABASE_SERVICE_KEY", None)
+        return env
+
+    def deploy(self) -> None:
+        subprocess.run([BIN / "registre", "deploy"], env=self.env(), cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+
+    def start_host(self, host_id: str, **extra: str) -> None:
+        log = (self.tmp / f"host-{host_id}.log").open("ab")
+        self.hosts[host_id] = subprocess.Popen(
+            [BIN / "registre", "worker", "--host-id", host_id, "--run-dir", str(self.tmp)],
+            env=self.env(REGISTRE_HOST_ID=host_id, **extra), cwd=ROOT, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+
+    def kill_host(self, host_id: str) -> int:
+        """The machine is lost: the host, its Prefect workers and its runs, all at once."""
+        pids = pids_with(f"REGISTRE_HOST_ID={host_id}".encode())
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.hosts.pop(host_id).wait()
+        return len(pids)
+
+    def stop_hosts(self) -> None:
+        for process in self.hosts.values():
+            process.send_signal(signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)  # a second one: stop the runs now
+        for process in self.hosts.values():
+            try:
+                process.wait(120)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.hosts.clear()
+
+    def insert(self, rows: list[tuple[Any, ...]]) -> list[str]:
+        """(source, number, circonscription, cadastre, designation, acte type) -> row ids."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            return [
+                str(conn.execute(
+                    "INSERT INTO extraction_queue (document_source, document_number,"
+                    " circonscription_fonciere, cadastre, designation_secondaire, acte_type)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                    row,
+                ).fetchone()[0])
+                for row in rows
+            ]  # fmt: skip
+
+    def rows(self, ids: list[str], columns: str = "status_id, created_at") -> dict[str, tuple]:
+        with psycopg.connect(self.dsn) as conn:
+            found = conn.execute(
+                f"SELECT id::text, {columns} FROM extraction_queue WHERE id = ANY(%s::uuid[])",
+                (ids,),
+            ).fetchall()
+        return {r[0]: r[1:] for r in found}
