@@ -116,7 +116,8 @@ async def select_matching(
     options = [Option(value=value, text=text.strip()) for value, text in pairs]
     chosen = matcher(wanted, options)
     if chosen is None:
-        choices = ", ".join(o.text for o in options if o.value.strip() not in ("", "000000"))
+        real = [o.text for o in options if o.text and o.value.strip() not in ("", "000000")]
+        choices = ", ".join(real)
         raise NoMatchingOption(
             f"{what} {wanted!r} is not among the registry's choices ({choices[:300]})",
             registry_message=f"{what} introuvable: {wanted}",

@@ -83,11 +83,10 @@ def test_no_secret_reaches_prefect_logs_artifacts_or_evidence(system, gemini_key
     }
     prefect_home = Path(os.environ["PREFECT_HOME"])
     roots = [prefect_home, system.run_dir, pipeline.project.storage_dir, system.dev.storage_dir]
-    evidence = list(pipeline.project.storage_dir.rglob("*"))
-    assert any(p.suffix == ".zip" for p in evidence), (
-        "no trace stored: the scan would prove nothing"
-    )
-    assert any(p.suffix == ".png" for p in evidence)
+    stored = [p.read_bytes()[:8] for p in pipeline.project.storage_dir.rglob("*") if p.is_file()]
+    traces = [head for head in stored if head.startswith(b"PK\x03\x04")]
+    assert traces, "no trace stored: the scan would prove nothing"
+    assert any(head.startswith(b"\x89PNG") for head in stored), "no screenshot stored"
     assert any(p.name.startswith("prefect.db") for p in prefect_home.iterdir())
 
     assert leaks(secrets, roots) == []
@@ -102,7 +101,7 @@ def test_no_secret_reaches_prefect_logs_artifacts_or_evidence(system, gemini_key
 
     planted = tmp_path / "planted" / "trace.zip"  # the scan finds what it looks for
     planted.parent.mkdir()
-    with zipfile.ZipFile(planted, "w") as archive:
+    with zipfile.ZipFile(planted, "w", zipfile.ZIP_DEFLATED) as archive:  # as traces are
         archive.writestr("snapshot.html", f"<input value='{ACCOUNTS[0].password}'>")
     assert leaks(secrets, [planted.parent]) == [
         f"password of {ACCOUNTS[0].username} in {planted}!snapshot.html"
