@@ -15,7 +15,7 @@ a final status; attempts never above the maximum; capacity leases and running Pr
 to zero; no Gemini 429 caused by our own traffic. Exit code 1 if any fails.
 
     .venv/bin/python bench/chaos.py                 # the large setting: 200 documents
-    .venv/bin/python bench/chaos.py --documents 12 --kills 3   # the test suite's setting
+    .venv/bin/python bench/chaos.py --documents 12 --kills 3 --every 15   # the test suite's
 """
 
 from __future__ import annotations
@@ -304,7 +304,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--documents", type=int, default=200)
     parser.add_argument("--kills", type=int, default=12, help="SIGKILLs of runs and workers")
-    parser.add_argument("--every", type=float, default=8.0, help="seconds between faults")
+    parser.add_argument("--every", type=float, default=60.0, help="seconds between faults")
     parser.add_argument("--wave-timeout", type=float, default=1500)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -364,7 +364,7 @@ def main() -> int:
             failures.append(f"not back to zero: {state[0]} capacity leases, {state[1]} runs active")
         elapsed = time.monotonic() - began
 
-    kills = sum(1 for d in chaos.done if d.startswith(("SIGKILL", "host")))
+    kills = sum(1 for d in chaos.done if "SIGKILL" in d)
     print(f"\n{args.documents} documents in {len(waves)} waves, {elapsed:.0f} s; {len(chaos.done)}"
           f" faults ({kills} kills):")  # fmt: skip
     for line in chaos.done:

@@ -16,7 +16,7 @@ CHAOS = Path(__file__).resolve().parents[2] / "bench" / "chaos.py"
 
 def test_a_small_chaos_run_loses_and_duplicates_nothing(capsys):
     done = subprocess.run(
-        [sys.executable, str(CHAOS), "--documents", "12", "--kills", "3", "--every", "6",
+        [sys.executable, str(CHAOS), "--documents", "12", "--kills", "3", "--every", "15",
          "--wave-timeout", "900"],
         capture_output=True, text=True, timeout=1500,
     )  # fmt: skip
