@@ -8,7 +8,7 @@ Prints, from the stand-in's own request log, per phase: achieved RPM and TPM (in
 the quota counts) as a ratio of the limit, the most admitted in any trailing 60 s window against
 the limit, and the 429s.
 
-    .venv/bin/python bench/quota.py [--rpm 60] [--tpm 90000] [--minutes 3] [--processes 4]
+    .venv/bin/python bench/quota.py [--rpm 120] [--tpm 400000] [--minutes 3] [--processes 4]
 """
 
 from __future__ import annotations
@@ -135,8 +135,8 @@ def phase(name: str, url: str, key: str, args, jpegs: list[bytes], limits: tuple
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rpm", type=int, default=60)
-    parser.add_argument("--tpm", type=int, default=90_000, help="input tokens per minute")
+    parser.add_argument("--rpm", type=int, default=120)
+    parser.add_argument("--tpm", type=int, default=400_000, help="input tokens per minute")
     parser.add_argument("--minutes", type=float, default=3)
     parser.add_argument("--processes", type=int, default=4, help="worker processes (two hosts)")
     parser.add_argument("--threads", type=int, default=4, help="pages in flight per process")

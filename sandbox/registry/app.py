@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
@@ -173,11 +173,16 @@ def _routes() -> list[Route]:
     ]
 
 
+async def _gone(request: Request, exc: Exception) -> Response:
+    """A client that went away mid-request (its process was killed) gets nothing, as from IIS."""
+    return Response(status_code=499)
+
+
 def create_app(faults: dict[str, Any] | None = None) -> Starlette:
     state = SiteState()
     if faults:
         state.faults.update(faults)
-    app = Starlette(routes=_routes())
+    app = Starlette(routes=_routes(), exception_handlers={ClientDisconnect: _gone})
     app.state.site = state
     app.add_middleware(Latency, state=state)
     return app
