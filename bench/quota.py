@@ -6,7 +6,7 @@ set far above the quota), so the difference is seen.
 
 Prints, from the stand-in's own request log, per phase: achieved RPM and TPM (input tokens, what
 the quota counts) as a ratio of the limit, the most admitted in any trailing 60 s window against
-the limit, and the 429s.
+the limit (every call we sent, by its arrival), and the 429s.
 
     .venv/bin/python bench/quota.py [--rpm 120] [--tpm 400000] [--minutes 3] [--processes 4]
 """
@@ -109,17 +109,15 @@ def phase(name: str, url: str, key: str, args, jpegs: list[bytes], limits: tuple
         client.delete(*keys)
     client.close()
 
-    admitted = sorted(
-        (e["t"], e["prompt_tokens"])
-        for e in stats["log"]
-        if e["endpoint"] == "generateContent" and e["status"] == 200 and e["t"] <= until
-    )
-    stamps, tokens = [t for t, _ in admitted], [w for _, w in admitted]
+    calls = [e for e in stats["log"] if e["endpoint"] == "generateContent" and e["t"] <= until]
+    done = [e["prompt_tokens"] for e in calls if e["status"] == 200]
     minutes = (until - began) / 60
-    rpm, tpm = len(stamps) / minutes, sum(tokens) / minutes
-    most_n, most_w = trailing_max(stamps, tokens)
+    rpm, tpm = len(done) / minutes, sum(done) / minutes
+    # what we sent, by arrival: every call, and the tokens of those Gemini counted (not the 429s)
+    sent = sorted((e["t"], e["prompt_tokens"]) for e in calls)
+    most_n, most_w = trailing_max([t for t, _ in sent], [w for _, w in sent])
     own_429 = stats["rate_limited"] - stats["injected_rate_limited"]
-    per_page = statistics.mean(tokens) if tokens else 0
+    per_page = statistics.mean(done) if done else 0
     return {
         "phase": name,
         "pages": sum(d for d, _ in counts),

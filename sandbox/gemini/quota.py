@@ -85,6 +85,7 @@ class Stats:
         *,
         injected: bool = False,
         documents: list[str] | None = None,
+        at: float | None = None,
     ) -> None:
         self.requests += 1
         self.injected_rate_limited += injected and status == 429
@@ -99,7 +100,7 @@ class Stats:
             model_stats.output_tokens += output_tokens
         self.log.append(
             {
-                "t": time.time(),
+                "t": time.time() if at is None else at,  # generateContent: when it arrived
                 "endpoint": endpoint,
                 "model": model,
                 "status": status,

@@ -156,6 +156,7 @@ def _malformed(text: str) -> str:
 
 
 async def model_call(request: HttpRequest) -> Response:
+    arrived = time.time()  # when Google counts a request against the quota
     standin: Standin = request.app.state.standin
     model, method = _split_target(request.path_params["target"])
     if method not in ("generateContent", "countTokens"):
@@ -180,25 +181,25 @@ async def model_call(request: HttpRequest) -> Response:
         return JSONResponse(
             {"totalTokens": prompt_tokens, "promptTokensDetails": _details(by_modality)}
         )
-    return await _generate(request, standin, model, parsed, blobs, by_modality)
+    return await _generate(standin, model, parsed, blobs, by_modality, arrived)
 
 
 async def _generate(
-    request: HttpRequest,
     standin: Standin,
     model: str,
     parsed: Request,
     blobs: list[Blob],
     by_modality: dict[str, int],
+    arrived: float,
 ) -> Response:
     endpoint = "generateContent"
     prompt_tokens = sum(by_modality.values())
     if (storm_retry_s := standin.faults.storm()) is not None:
-        standin.stats.record(endpoint, 429, model, injected=True)
+        standin.stats.record(endpoint, 429, model, injected=True, at=arrived)
         return errors.quota_exceeded(model, "requests", standin.quota.rpm, storm_retry_s)
-    rejection = standin.quota.admit(model, prompt_tokens)
+    rejection = standin.quota.admit(model, prompt_tokens, now=arrived)
     if rejection is not None:
-        standin.stats.record(endpoint, 429, model)
+        standin.stats.record(endpoint, 429, model, at=arrived)
         return errors.quota_exceeded(
             model, rejection.metric, rejection.limit, rejection.retry_after_s
         )
@@ -206,15 +207,15 @@ async def _generate(
     if injected.delay_s:
         await asyncio.sleep(injected.delay_s)
     if injected.invalid_argument:
-        standin.stats.record(endpoint, 400, model, prompt_tokens)
+        standin.stats.record(endpoint, 400, model, prompt_tokens, at=arrived)
         return errors.invalid_argument()
     if injected.error_status == 500:
-        standin.stats.record(endpoint, 500, model, prompt_tokens)
+        standin.stats.record(endpoint, 500, model, prompt_tokens, at=arrived)
         return errors.error_response(
             500, "INTERNAL", "An internal error has occurred. Please retry or report."
         )
     if injected.error_status is not None:
-        standin.stats.record(endpoint, injected.error_status, model, prompt_tokens)
+        standin.stats.record(endpoint, injected.error_status, model, prompt_tokens, at=arrived)
         return errors.error_response(
             injected.error_status, "UNAVAILABLE", "The model is overloaded. Please try again later."
         )
@@ -228,7 +229,9 @@ async def _generate(
     if limit is not None and text_tokens(text) > limit:
         text, finish_reason = text[: limit * 4], "MAX_TOKENS"
     output_tokens = text_tokens(text)
-    standin.stats.record(endpoint, 200, model, prompt_tokens, output_tokens, documents=documents)
+    standin.stats.record(
+        endpoint, 200, model, prompt_tokens, output_tokens, documents=documents, at=arrived
+    )
     return JSONResponse(
         {
             "candidates": [

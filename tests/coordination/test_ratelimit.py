@@ -9,7 +9,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tasks.ratelimit import GeminiLimiter, Permit, RateLimiterUnavailable, RateLimitTimeout
+from tasks.ratelimit import (
+    ARRIVAL_SKEW_MS,
+    WINDOW_MS,
+    GeminiLimiter,
+    Permit,
+    RateLimiterUnavailable,
+    RateLimitTimeout,
+)
 from tasks.settings import load_settings
 
 from .conftest import TEST_REDIS_URL
@@ -19,7 +26,10 @@ fork = multiprocessing.get_context("fork")
 
 @pytest.fixture
 def limiter(redis_client, redis_prefix) -> GeminiLimiter:
-    return GeminiLimiter(redis_client, max_rpm=5, max_tpm=1000, prefix=redis_prefix)
+    """Gemini's own window, without the arrival skew, so that the waits are round figures."""
+    return GeminiLimiter(
+        redis_client, max_rpm=5, max_tpm=1000, prefix=redis_prefix, window_ms=WINDOW_MS
+    )
 
 
 def _now_us(client: redis.Redis) -> int:
@@ -310,3 +320,11 @@ def test_a_window_redis_lost_pauses_everyone_until_a_window_has_passed(redis_cli
     time.sleep(wait_s + 0.05)
     assert isinstance(running.try_acquire(10), Permit)
     assert isinstance(running.try_acquire(10), Permit)  # once: the new window is known now
+
+
+def test_the_default_window_outlasts_geminis_by_the_arrival_skew(redis_client, redis_prefix):
+    limiter = GeminiLimiter(redis_client, max_rpm=1, prefix=redis_prefix)
+    limiter.acquire(10)
+    wait_s = limiter.try_acquire(10)
+    assert isinstance(wait_s, float)
+    assert (WINDOW_MS + ARRIVAL_SKEW_MS) / 1000 - 1 < wait_s <= (WINDOW_MS + ARRIVAL_SKEW_MS) / 1000
