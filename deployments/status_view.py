@@ -1,0 +1,200 @@
+"""`registre status` on the screen: one renderable per section of deployments/status.py, drawn
+once, as JSON, or refreshed in place (--watch)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from deployments.status import HELD_EXPECTED_S, SECTIONS, Data, Sources, snapshot
+from tasks.queue import SOURCES
+from tasks.settings import Settings
+
+__all__ = ["RENDERERS", "render", "show"]
+
+MESSAGE_CHARS = 160  # an error message on the screen; --json has it whole
+
+
+def _num(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def _down(what: str, data: Any) -> Text | None:
+    if isinstance(data, dict) and set(data) == {"down"}:
+        return Text(f"{what}: {data['down']}", style="red")
+    return None
+
+
+def _ago(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
+    return f"{seconds / 60:.0f} min ago" if seconds >= 90 else f"{max(0, seconds):.0f} s ago"
+
+
+def capacity(data: Data) -> RenderableType:
+    table = Table(
+        "host", "vCPU", "RAM GB", "runs holding it", title="Capacity (allocated / budget)"
+    )
+    for host in data["hosts"]:
+        budget, used = host["budget"], host["allocated"]
+        name = host["host"] or "(no host)"
+        if budget is None:
+            name += " (expired)"
+        runs = "\n".join(
+            f"{r['run']} ({r['kind']}, since {_ago(r['since'])})" for r in host["runs"]
+        )
+        notes = "\n".join(host["notes"])
+        table.add_row(
+            name,
+            f"{_num(used['cpu'])} / {_num(budget['cpu']) if budget else '-'}",
+            f"{_num(used['ram'])} / {_num(budget['ram']) if budget else '-'}",
+            "\n".join(filter(None, [runs, notes])) or "-",
+        )
+    if not data["hosts"]:
+        table.add_row("(no live host: no run can start)", "", "", "")
+    b, a = data["budget"], data["allocated"]
+    table.add_row("total", f"{_num(a['cpu'])} / {_num(b['cpu'])}",
+                  f"{_num(a['ram'])} / {_num(b['ram'])}", "", style="bold")  # fmt: skip
+    return table
+
+
+def gemini(data: Data) -> RenderableType:
+    paused = f"; PAUSED for {data['paused_for_s']:.1f} s" if data["paused_for_s"] else ""
+    return Text(
+        f"Gemini, trailing minute: {data['requests']}/{data['max_requests']} requests"
+        f" ({data['rpm_percent']:g} % of RPM), {data['tokens']:,}/{data['max_tokens']:,} tokens"
+        f" ({data['tpm_percent']:g} % of TPM){paused}",
+        style="yellow" if paused else "",
+    )
+
+
+def limits(data: Data) -> RenderableType:
+    prefect, allocation = data["prefect"], data["allocation"]
+    table = Table("limit", "in Prefect", "allocation", title="Pool and queue limits")
+    split = allocation if isinstance(allocation, dict) and "down" not in allocation else {}
+    planned = {"index": split.get("indexWorkers"), "acte": split.get("acteWorkers"),
+               "ocr": split.get("totalWorkers")}  # fmt: skip
+    labels = {"registre": "pool registre", "ocr": "pool ocr", "index": "queue ocr/index",
+              "acte": "queue ocr/acte"}  # fmt: skip
+    for name, label in labels.items():
+        value = "?" if "down" in prefect else prefect[name]
+        table.add_row(label, str(value), "-" if planned.get(name) is None else str(planned[name]))
+    notes = [_down("limits", prefect), _down("allocation", allocation)]
+    if allocation is None:
+        notes.append(Text("no allocation written yet (worker_pool:allocation): no rebalance ran"))
+    return Group(table, *filter(None, notes))
+
+
+def _per_env(data: Data, title: str, columns: list[str], rows: Callable[[Any], list]) -> Group:
+    table = Table("environment", *columns, title=title)
+    notes = []
+    for env, env_data in data.items():
+        if down := _down(env, env_data):
+            notes.append(down)
+            continue
+        for row in rows(env_data):
+            table.add_row(env, *row)
+    return Group(table, *notes)
+
+
+def queue(data: Data) -> RenderableType:
+    sources = list(SOURCES)
+    for env_data in data.values():
+        if isinstance(env_data, list):
+            sources += [r["source"] for r in env_data if r["source"] not in sources]
+
+    def rows(counts: list[Data]) -> list[list[str]]:
+        by_status: dict[str, dict[str, int]] = {}
+        for c in counts:
+            by_status.setdefault(c["status"], {})[c["source"]] = c["rows"]
+        return [
+            [status, *(str(per.get(s, "")) for s in sources), str(sum(per.values()))]
+            for status, per in by_status.items()
+        ]
+
+    return _per_env(data, "Queue", ["status", *(s or "(none)" for s in sources), "total"], rows)
+
+
+def held(data: Data) -> RenderableType:
+    def rows(found: list[Data]) -> list[list[str]]:
+        return [
+            [r["source"] or "-", r["number"] or "-", r["stage"], f"{r['held_s'] // 60} min",
+             r["owner"], (r["run"] or {}).get("state") or "?", (r["run"] or {}).get("name") or ""]
+            for r in found
+        ]  # fmt: skip
+
+    minutes = f"{data['longer_than_s'] / 60:g}"
+    title = f"Held longer than {minutes} min"
+    columns = ["source", "number", "stage", "held", "owner", "run state", "run"]
+    group = _per_env(data["environments"], title, columns, rows)
+    prefect = _down("run states (Prefect)", data["prefect"])
+    return Group(group, prefect) if prefect else group
+
+
+def errors(data: Data) -> RenderableType:
+    def rows(found: list[Data]) -> list[list[str]]:
+        return [
+            [_ago(r["when"]), r["source"] or "-", r["number"] or "-", r["stage"],
+             (r["message"] or "")[:MESSAGE_CHARS]]
+            for r in found
+        ]  # fmt: skip
+
+    return _per_env(data, "Last errors", ["when", "source", "number", "stage", "message"], rows)
+
+
+RENDERERS: dict[str, Callable[[Any], RenderableType]] = {
+    "capacity": capacity,
+    "gemini": gemini,
+    "limits": limits,
+    "queue": queue,
+    "held": held,
+    "errors": errors,
+}
+
+
+def render(found: Data) -> Group:
+    parts: list[RenderableType] = [Text(f"registre status at {found['generated_at']}", "bold")]
+    for name in SECTIONS:
+        parts.append(_down(name, found[name]) or RENDERERS[name](found[name]))
+    return Group(*parts)
+
+
+def show(
+    settings: Settings,
+    *,
+    as_json: bool = False,
+    watch: bool = False,
+    interval_s: float = 5,
+    held_expected_s: float = HELD_EXPECTED_S,
+    console: Console | None = None,
+) -> None:
+    """Print the screen (or its JSON) once, or refresh it in place every `interval_s` until
+    Ctrl-C."""
+    console = console or Console()
+    # A source that is down is said once on the screen; the queue's own retry warnings and
+    # "its rows wait" errors, meant for the workers' logs, would scroll it away.
+    logging.getLogger("tasks.queue").setLevel(logging.CRITICAL)
+    with Sources.open(settings, held_expected_s) as src:
+        if as_json:
+            sys.stdout.write(json.dumps(snapshot(src), indent=2, ensure_ascii=False) + "\n")
+        elif not watch:
+            console.print(render(snapshot(src)))
+        else:
+            try:
+                with Live(render(snapshot(src)), console=console, auto_refresh=False) as live:
+                    while True:
+                        time.sleep(interval_s)
+                        live.update(render(snapshot(src)), refresh=True)
+            except KeyboardInterrupt:
+                pass  # Ctrl-C is how a watch ends
