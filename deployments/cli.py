@@ -178,6 +178,27 @@ def up_command(
     console.print("stopped")
 
 
+@app.command("status")
+def status_command(
+    as_json: Annotated[bool, typer.Option("--json", help="one machine-readable document")] = False,
+    watch: Annotated[bool, typer.Option(help="refresh in place until Ctrl-C")] = False,
+    interval: Annotated[float, typer.Option(min=1, help="seconds between refreshes")] = 5,
+    held_minutes: Annotated[
+        float, typer.Option(min=0, help="show rows held longer than this")
+    ] = 15,
+) -> None:
+    """The operator's screen: capacity per host, Gemini usage, limits, the queue by status,
+    documents held too long with their runs, the last errors. A source that is down is named
+    on its section; the rest still shows."""
+    from deployments.status_view import show
+
+    if as_json and watch:
+        console.print("[red]--json prints one document: use it without --watch[/red]")
+        raise typer.Exit(2)
+    show(_settings(), as_json=as_json, watch=watch, interval_s=interval,
+         held_expected_s=held_minutes * 60)  # fmt: skip
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sandbox(
     ctx: typer.Context,
