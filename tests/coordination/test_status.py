@@ -1,0 +1,231 @@
+"""`registre status` against a real Redis and the Supabase stand-ins, with Prefect unreachable
+(tests/flows/test_status.py has the Prefect part against a real server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from rich.console import Console
+from typer.testing import CliRunner
+
+from deployments.cli import app
+from deployments.status import Sources, snapshot
+from deployments.status_view import render
+from tasks import queue as queue_module
+from tasks.capacity import CapacityManager, WorkerKind, host_budget
+from tasks.pools import run_owner
+from tasks.queue import Queue, Stage
+from tasks.ratelimit import GeminiLimiter
+from tasks.settings import get_settings
+from tasks.statuses import SEED
+from tests.conftest import SupabaseProject
+
+from .conftest import TEST_REDIS_URL
+
+RUN_ID = str(uuid.uuid4())
+OWNER = run_owner("registre", RUN_ID)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def no_prefect():
+    """Prefect unreachable: a port nothing listens on."""
+    api = f"http://127.0.0.1:{closed_port()}/api"
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        yield api
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """An unreachable Supabase is retried 4 times over 7.5 s; the test need not wait that long."""
+    monkeypatch.setattr(queue_module, "NETWORK_BACKOFF", 0.01)
+
+
+def insert(project: SupabaseProject, source: str, status: int, **columns) -> str:
+    values = {"document_source": source, "document_number": "1 234 567", "cadastre": "Cadastre",
+              "status_id": status, **columns}  # fmt: skip
+    names, marks = ", ".join(values), ", ".join(["%s"] * len(values))
+    query = f"INSERT INTO extraction_queue ({names}) VALUES ({marks}) RETURNING id"
+    return str(project.sql(query, tuple(values.values()))[0][0])
+
+
+@pytest.fixture
+def system(supabase_projects, make_settings, redis_prefix, quick_retries):
+    """prod with rows in several statuses, a row held for 20 minutes by a registre run and one
+    just claimed; staging's Supabase down; a live host with that run's lease; Gemini usage."""
+    prod = supabase_projects["prod"]
+    staging = SupabaseProject(f"http://127.0.0.1:{closed_port()}", "staging-key", "", Path())
+    settings = make_settings(
+        {"prod": prod, "staging": staging},
+        redis_url=TEST_REDIS_URL,
+        redis_key_prefix=redis_prefix,
+        gemini_max_rpm=100,
+        gemini_max_tpm=10_000,
+    )
+    insert(prod, "index", SEED.waiting)
+    insert(prod, "index", SEED.waiting)
+    insert(prod, "acte", SEED.ready_for_ocr, acte_type="Acte")
+    insert(prod, "index", SEED.error, error_message="Lot inexistant",
+           updated_at="2026-01-01T10:00:00Z")  # fmt: skip
+    insert(prod, "acte", SEED.error, acte_type="Acte", ocr_error="Gemini: page unreadable",
+           updated_at="2026-01-02T10:00:00Z")  # fmt: skip
+    old = insert(prod, "index", SEED.waiting, document_number="111")
+    insert(prod, "index", SEED.waiting, document_number="222")
+    queue = Queue(settings, clients={"prod": Queue(settings).clients["prod"]})
+    assert [j.id for j in queue.claim(Stage.REGISTRE, 1, OWNER, job_id=old)] == [old]
+    prod.sql("UPDATE extraction_queue SET processing_started_at = now() - interval '20 minutes'"
+             " WHERE id = %s", (old,))  # fmt: skip
+    assert queue.claim(Stage.REGISTRE, 1, run_owner("registre", uuid.uuid4()))  # held 0 min
+
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    manager = CapacityManager.from_settings(settings, client)
+    manager.register_host("host-a", host_budget(8, 16, 20, 20))
+    manager.reserve(WorkerKind.REGISTRE, worker_id=OWNER, host_id="host-a")
+    limiter = GeminiLimiter.from_settings(settings, client)
+    limiter.reconcile(limiter.acquire(1000), 2000)
+    limiter.acquire(500)
+    limiter.pause_all(30)
+    client.set(f"{redis_prefix}worker_pool:allocation",
+               json.dumps({"indexWorkers": 1, "acteWorkers": 2, "totalWorkers": 3}))  # fmt: skip
+    yield settings
+    client.close()
+
+
+def test_status_tells_each_sections_truth_and_names_what_is_down(system, no_prefect):
+    with Sources.open(system) as src:
+        found = snapshot(src)
+    json.dumps(found)  # the --json document
+
+    [host] = found["capacity"]["hosts"]
+    assert host["host"] == "host-a"
+    assert host["budget"] == {"cpu": 6.4, "ram": 12.8} and host["allocated"] == {"cpu": 3, "ram": 1}
+    assert [(r["run"], r["kind"]) for r in host["runs"]] == [(OWNER, "registre")]
+
+    gemini = found["gemini"]
+    assert (gemini["requests"], gemini["tokens"]) == (2, 2500)
+    assert (gemini["rpm_percent"], gemini["tpm_percent"]) == (2, 25)
+    assert 25 < gemini["paused_for_s"] <= 30
+
+    assert "PREFECT_API_URL" in found["limits"]["prefect"]["down"]
+    assert no_prefect in found["limits"]["prefect"]["down"]
+    assert found["limits"]["allocation"] == {"indexWorkers": 1, "acteWorkers": 2,
+                                             "totalWorkers": 3}  # fmt: skip
+
+    prod = {(c["status"], c["source"]): c["rows"] for c in found["queue"]["prod"]}
+    assert prod == {("En attente", "index"): 2, ("En traitement", "index"): 2,
+                    ("Complété", "acte"): 1, ("Erreur", "index"): 1,
+                    ("Erreur", "acte"): 1}  # fmt: skip
+    down = found["queue"]["staging"]["down"]
+    assert "Supabase unreachable" in down and "STAGING_SUPABASE_URL" in down
+
+    [held] = found["held"]["environments"]["prod"]
+    assert (held["number"], held["stage"], held["owner"]) == ("111", "registre", OWNER)
+    assert 19 * 60 < held["held_s"] < 25 * 60
+    assert held["run"] == {"id": RUN_ID, "name": None, "state": None}
+    assert "PREFECT_API_URL" in found["held"]["prefect"]["down"]
+    assert "down" in found["held"]["environments"]["staging"]
+
+    errors = found["errors"]["prod"]
+    assert [(e["stage"], e["message"]) for e in errors] == [
+        ("ocr", "Gemini: page unreadable"), ("registre", "Lot inexistant")]  # fmt: skip
+    assert "down" in found["errors"]["staging"]
+
+    console = Console(record=True, width=200)
+    console.print(render(found))
+    screen = console.export_text()
+    for words in ("En attente", "En traitement", "Complété", "Erreur", OWNER, "host-a",
+                  "3 / 6.4", "PAUSED", "Lot inexistant", "STAGING_SUPABASE_URL"):  # fmt: skip
+        assert words in screen, words
+    for project_key in (src.settings.prod_supabase_service_key.get_secret_value(), "staging-key"):
+        assert project_key not in screen and project_key not in json.dumps(found)
+
+
+def test_redis_down_is_said_on_its_sections_and_the_queue_still_shows(
+    supabase_projects, make_settings
+):
+    redis_url = f"redis://:not-shown@127.0.0.1:{closed_port()}/0"
+    settings = make_settings({"prod": supabase_projects["prod"]}, redis_url=redis_url)
+    insert(supabase_projects["prod"], "index", SEED.waiting)
+    with Sources.open(settings) as src:
+        found = snapshot(src)
+    for section in (found["capacity"], found["gemini"], found["limits"]["allocation"]):
+        assert "Redis unreachable" in section["down"] and "REDIS_URL" in section["down"]
+    assert found["queue"]["prod"] == [
+        {"status_id": 1, "status": "En attente", "source": "index", "rows": 1}
+    ]
+    assert "not-shown" not in json.dumps(found)
+
+
+def test_the_command_prints_json_and_refuses_json_with_watch(
+    monkeypatch, supabase_projects, redis_prefix
+):
+    prod = supabase_projects["prod"]
+    insert(prod, "plan_cadastraux", SEED.done)
+    for name, value in {"PROD_SUPABASE_URL": prod.url, "PROD_SUPABASE_SERVICE_KEY":
+                        prod.service_key, "REDIS_URL": TEST_REDIS_URL,
+                        "REDIS_KEY_PREFIX": redis_prefix}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["status", "--json"])
+        refused = CliRunner().invoke(app, ["status", "--json", "--watch"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["queue"]["prod"] == [
+        {"status_id": 4, "status": "OCR complété", "source": "plan_cadastraux", "rows": 1}
+    ]
+    assert found["capacity"]["hosts"] == [] and found["gemini"]["requests"] == 0
+    assert refused.exit_code == 2 and "without --watch" in refused.output
+
+
+def test_watch_refreshes_in_place_and_ctrl_c_exits_cleanly(redis_prefix, no_prefect):
+    """In a terminal: at least two screens, then SIGINT ends it with status 0, no traceback."""
+    env = {**os.environ, "REDIS_URL": TEST_REDIS_URL, "REDIS_KEY_PREFIX": redis_prefix,
+           "PREFECT_API_URL": no_prefect, "COLUMNS": "120"}  # fmt: skip
+    primary, secondary = pty.openpty()
+    registre = str(Path(sys.executable).with_name("registre"))
+    process = subprocess.Popen([registre, "status", "--watch", "--interval", "1"], env=env,
+                               stdin=secondary, stdout=secondary, stderr=secondary)  # fmt: skip
+    os.close(secondary)
+    output = b""
+    deadline = time.monotonic() + 120
+    try:
+        while output.count(b"Capacity (allocated") < 2 and time.monotonic() < deadline:
+            output += os.read(primary, 65536)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(primary)
+    text = output.decode(errors="replace")
+    assert text.count("Capacity (allocated") >= 2, text
+    assert "\x1b[1A" in text  # the cursor moved back up: refreshed in place, not appended
+    assert "Traceback" not in text and "Aborted" not in text
