@@ -35,5 +35,23 @@ NAMES = {
 }
 
 
+# What each role of StatusMap is called on an operator's screen.
+LABELS = {
+    "waiting": "waiting",
+    "processing": "downloading",
+    "ready_for_ocr": "ready for OCR",
+    "ocr_processing": "OCR in progress",
+    "done": "done",
+    "error": "error",
+}
+
+
 def status_map(name: str) -> StatusMap:
     return MAPPINGS[name]
+
+
+def status_label(statuses: StatusMap, status_id: int) -> str:
+    """What the id means under `statuses`: "ready for OCR", "downloading or OCR in progress" (the
+    seed ids share 2), or "unknown status 9" for an id no stage of ours uses."""
+    roles = [LABELS[role] for role, value in statuses._asdict().items() if value == status_id]
+    return " or ".join(roles) if roles else f"unknown status {status_id}"
