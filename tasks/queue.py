@@ -12,6 +12,7 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, create_client
 
+from tasks.requests import OCR_SOURCES, SOURCES, InvalidRequest, check_request, text
 from tasks.settings import Environment, Settings
 from tasks.statuses import NAMES, StatusMap, status_map
 
@@ -19,11 +20,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SOURCES = ("index", "acte", "plan_cadastraux")
-OCR_SOURCES = ("index", "acte")
-ACTE_TYPES = ("Acte", "Acte divers", "Avis d'adresse", "Radiation")
-DEFAULT_CIRCONSCRIPTION = "Montréal"  # what the seed system assumed when the column is empty
-NUMBER_MAX = 30  # characters, spaces removed: registry lot and registration numbers are far shorter
 NETWORK_RETRIES = 4
 NETWORK_BACKOFF = 0.5  # seconds, doubled per retry
 
@@ -90,56 +86,26 @@ class Held(NamedTuple):
     stage: Stage
 
 
-def _text(row: dict[str, Any], column: str) -> str | None:
-    value = row.get(column)
-    if value is None:
-        return None
-    value = str(value).strip()
-    return value or None
+class Retried(NamedTuple):
+    """A failed row `Queue.retry` put back (or, in a dry run, would put back)."""
 
-
-def check_number(number: str) -> str:
-    """The number with its spaces removed, or InvalidJob when no registry number looks like it:
-    the number is typed into the registry's form and names the run and its evidence files."""
-    compact = "".join(number.split())
-    if len(compact) > NUMBER_MAX:
-        raise InvalidJob(
-            f"document_number is {len(compact)} characters long ({compact[:20]!r}...); a registry"
-            f" number has at most {NUMBER_MAX}"
-        )
-    odd = sorted({c for c in compact if not (c.isalnum() or c == "-")})
-    if odd:
-        raise InvalidJob(
-            f"document_number {compact!r} has characters no registry number has"
-            f" ({' '.join(odd)}): only letters, digits, spaces and '-'"
-        )
-    return compact
+    env: str
+    id: str
+    source: str
+    number: str
+    stage: Stage  # the stage that failed, which the row goes back to
+    status: int  # the row's status now (in a dry run, the one it would get)
+    message: str  # the error it had
+    failed_at: str
 
 
 def parse_job(env: str, row: dict[str, Any], stage: Stage, owner: str) -> Job:
     """Check that a claimed row can be worked on; raise InvalidJob with a person-readable reason."""
-    source = _text(row, "document_source")
-    allowed = SOURCES if stage is Stage.REGISTRE else OCR_SOURCES
-    if source not in allowed:
-        raise InvalidJob(
-            f"document_source {source!r} is not one of {', '.join(allowed)}"
-            + (" (plans cadastraux are not OCR'd)" if source == "plan_cadastraux" else "")
-        )
-    number = _text(row, "document_number_normalized") or _text(row, "document_number")
-    if not number:
-        raise InvalidJob("document_number is empty: there is nothing to search the registry for")
-    number = check_number(number)
-    cadastre = _text(row, "cadastre")
-    acte_type = _text(row, "acte_type")
-    if source == "acte":
-        if not acte_type:
-            raise InvalidJob(f"acte_type is required for an acte (one of {', '.join(ACTE_TYPES)})")
-        if acte_type not in ACTE_TYPES:
-            raise InvalidJob(f"acte_type {acte_type!r} is not one of {', '.join(ACTE_TYPES)}")
-    elif not cadastre:
-        kind = "an index" if source == "index" else "a plan cadastral"
-        raise InvalidJob(f"cadastre is required for {kind} (e.g. 'Cadastre du Québec')")
-    supabase_path = _text(row, "supabase_path")
+    try:
+        request = check_request(row, SOURCES if stage is Stage.REGISTRE else OCR_SOURCES)
+    except InvalidRequest as exc:
+        raise InvalidJob(str(exc)) from None
+    supabase_path = text(row, "supabase_path")
     if stage is Stage.OCR and not supabase_path:
         raise InvalidJob("supabase_path is empty: the PDF was never uploaded, nothing to read")
     return Job(
@@ -147,12 +113,12 @@ def parse_job(env: str, row: dict[str, Any], stage: Stage, owner: str) -> Job:
         id=str(row["id"]),
         stage=stage,
         owner=owner,
-        document_source=source,
-        document_number=number,
-        circonscription=_text(row, "circonscription_fonciere") or DEFAULT_CIRCONSCRIPTION,
-        cadastre=cadastre,
-        designation_secondaire=_text(row, "designation_secondaire"),
-        acte_type=acte_type,
+        document_source=request.document_source,
+        document_number=request.document_number,
+        circonscription=request.circonscription,
+        cadastre=request.cadastre,
+        designation_secondaire=request.designation_secondaire,
+        acte_type=request.acte_type,
         supabase_path=supabase_path,
         created_at=str(row.get("created_at")),
         row=row,
@@ -443,6 +409,48 @@ class Queue:
         params = {"p_id": job_id, "p_stage": stage.value, "p_error_status": self.statuses.error,
                   "p_waiting": from_status}  # fmt: skip
         return bool(self._rpc(env, "registre_requeue_v1", params))
+
+    def retry(
+        self,
+        *,
+        env: str | None = None,
+        ids: list[str] | None = None,
+        since: datetime | None = None,
+        stage: Stage | None = None,
+        message: str | None = None,
+        exclude: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, list[Retried]]:
+        """Put rows in error back into the queue, in `env` or every environment, attempts reset:
+        an OCR failure whose PDF is stored to ready for OCR, any other to waiting. Only rows with
+        one of `ids`, in error since `since`, failed in `stage`, whose error contains `message`
+        and not `exclude` (case-insensitive); rows a run still holds are left alone. With
+        `dry_run`, the rows that would be retried, nothing changed."""
+        s = self.statuses
+        params = {
+            "p_error_status": s.error,
+            "p_waiting": s.waiting,
+            "p_ready_for_ocr": s.ready_for_ocr,
+            "p_ids": ids or None,
+            "p_since": since.isoformat() if since else None,
+            "p_stage": stage.value if stage else None,
+            "p_message": message or None,
+            "p_exclude": exclude or None,
+            "p_dry_run": dry_run,
+        }
+
+        def retry_in(name: str) -> list[dict[str, Any]]:
+            return self._rpc(name, "registre_retry_v1", params)
+
+        found = {env: retry_in(env)} if env else self._across(retry_in)
+        return {
+            name: [
+                Retried(name, str(r["id"]), r["document_source"] or "", r["document_number"] or "",
+                        Stage(r["stage"]), r["status_id"], r["message"] or "", r["failed_at"])
+                for r in rows
+            ]
+            for name, rows in found.items()
+        }  # fmt: skip
 
     def claimable(
         self, stage: Stage, sources: tuple[str, ...] | None, limit: int
