@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
-import redis
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tasks import capacity
 from tasks.capacity import WorkerKind
-from tasks.ratelimit import GeminiLimiter
 from tasks.settings import get_settings
 
 app = typer.Typer(help="Capacity planning and live reservations.", no_args_is_help=True)
@@ -84,40 +81,8 @@ def plan(
 
 @app.command()
 def status() -> None:
-    """Live hosts, the reservations they hold, and the Gemini usage of the trailing minute."""
-    settings = get_settings()
-    client = redis.Redis.from_url(settings.redis_url)
-    state = capacity.CapacityManager.from_settings(settings, client).status()
-    usage = GeminiLimiter.from_settings(settings, client).usage()
-    console = Console()
+    """Live hosts, the runs holding their capacity, and the Gemini usage of the trailing minute
+    (the first sections of `registre status`)."""
+    from deployments.status_view import show
 
-    hosts = Table(title="Hosts (live budgets)")
-    for column in ("host", "vCPU", "RAM GB"):
-        hosts.add_column(column, justify="left" if column == "host" else "right")
-    for host, budget in state.hosts.items():
-        hosts.add_row(host, _num(budget.cpu), _num(budget.ram))
-    hosts.add_row("total", _num(state.budget.cpu), _num(state.budget.ram), style="bold")
-    console.print(hosts)
-
-    workers = Table(title="Reservations (server:workers)")
-    for column in ("worker", "type", "host", "vCPU", "RAM GB", "since"):
-        workers.add_column(column, justify="right" if column in ("vCPU", "RAM GB") else "left")
-    for w in state.workers:
-        since = dt.datetime.fromtimestamp(float(w["startedAt"]), dt.UTC)  # type: ignore[arg-type]
-        workers.add_row(
-            str(w["workerId"]),
-            str(w["type"]),
-            str(w["host"]) or "-",
-            _num(float(w["cpu"])),  # type: ignore[arg-type]
-            _num(float(w["ram"])),  # type: ignore[arg-type]
-            since.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        )
-    workers.add_row(
-        "allocated", "", "", _num(state.allocated.cpu), _num(state.allocated.ram), "", style="bold"
-    )
-    console.print(workers)
-    paused = f", paused {usage.paused_for_s:.1f} s" if usage.paused_for_s else ""
-    console.print(
-        f"Gemini, trailing minute: {usage.requests}/{usage.max_requests} requests,"
-        f" {usage.tokens:,}/{usage.max_tokens:,} tokens{paused}"
-    )
+    show(get_settings(), sections=("capacity", "gemini"))
