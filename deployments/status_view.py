@@ -7,7 +7,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -165,7 +166,7 @@ RENDERERS: dict[str, Callable[[Any], RenderableType]] = {
 
 def render(found: Data) -> Group:
     parts: list[RenderableType] = [Text(f"registre status at {found['generated_at']}", "bold")]
-    for name in SECTIONS:
+    for name in (name for name in SECTIONS if name in found):
         parts.append(_down(name, found[name]) or RENDERERS[name](found[name]))
     return Group(*parts)
 
@@ -177,24 +178,32 @@ def show(
     watch: bool = False,
     interval_s: float = 5,
     held_expected_s: float = HELD_EXPECTED_S,
+    sections: Iterable[str] = SECTIONS,
     console: Console | None = None,
 ) -> None:
     """Print the screen (or its JSON) once, or refresh it in place every `interval_s` until
     Ctrl-C."""
     console = console or Console()
+    sections = tuple(sections)  # read at every refresh
     # A source that is down is said once on the screen; the queue's own retry warnings and
     # "its rows wait" errors, meant for the workers' logs, would scroll it away.
     logging.getLogger("tasks.queue").setLevel(logging.CRITICAL)
     with Sources.open(settings, held_expected_s) as src:
         if as_json:
-            sys.stdout.write(json.dumps(snapshot(src), indent=2, ensure_ascii=False) + "\n")
-        elif not watch:
-            console.print(render(snapshot(src)))
-        else:
-            try:
-                with Live(render(snapshot(src)), console=console, auto_refresh=False) as live:
-                    while True:
-                        time.sleep(interval_s)
-                        live.update(render(snapshot(src)), refresh=True)
-            except KeyboardInterrupt:
-                pass  # Ctrl-C is how a watch ends
+            document = json.dumps(snapshot(src, sections), indent=2, ensure_ascii=False)
+            sys.stdout.write(document + "\n")
+            return
+
+        def screen() -> Group:
+            return render(snapshot(src, sections))
+
+        if not watch:
+            console.print(screen())
+            return
+        with (
+            suppress(KeyboardInterrupt),
+            Live(screen(), console=console, auto_refresh=False) as live,
+        ):
+            while True:  # until Ctrl-C, which is how a watch ends
+                time.sleep(interval_s)
+                live.update(screen(), refresh=True)
