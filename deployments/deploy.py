@@ -11,11 +11,19 @@ from datetime import timedelta
 from pathlib import Path
 
 from prefect import get_client
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.workers.process import ProcessWorker
 
+from deployments.docker import (
+    DockerOptions,
+    deployment_job_variables,
+    docker_templates,
+    pull_steps,
+)
 from tasks.orchestration import ensure_pools
-from tasks.pools import POOL_QUEUES, REBALANCE
+from tasks.pools import DEPLOYMENTS, POOL_QUEUES, REBALANCE
 from tasks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,10 +40,14 @@ def process_template() -> dict:
     return template
 
 
-def deploy(settings: Settings) -> None:
-    template = process_template()
+def deploy(settings: Settings, docker: DockerOptions | None = None) -> None:
+    """Process pools, or with `docker` Docker pools whose runs are containers of its image."""
+    if docker is None:
+        pool_type, templates = "process", dict.fromkeys(POOL_QUEUES, process_template())
+    else:
+        pool_type, templates = "docker", docker_templates(settings, docker)
     with get_client(sync_client=True) as client:
-        created = ensure_pools(client, {pool: template for pool in POOL_QUEUES})
+        created = ensure_pools(client, templates, pool_type)
     if created:
         logger.info("created %s", ", ".join(created))
     command = [PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", "prefect.yaml"]
@@ -43,7 +55,24 @@ def deploy(settings: Settings) -> None:
     if done.returncode:
         raise RuntimeError(f"prefect deploy failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     set_rebalance_interval(settings.ocr_rebalance_interval_ms / 1000)
-    logger.info("deployed prefect.yaml: %s", ", ".join(p for p in POOL_QUEUES))
+    if docker is not None:
+        with get_client(sync_client=True) as client:
+            run_from_image(client, settings)
+    logger.info("deployed prefect.yaml: %s (%s pools)", ", ".join(POOL_QUEUES), pool_type)
+
+
+def run_from_image(client: SyncPrefectClient, settings: Settings) -> None:
+    """Docker pools: every deployment loads its code from the image, and each document
+    deployment's containers get its own kind's limits."""
+    limits = deployment_job_variables(settings)
+    for deployment in DEPLOYMENTS:
+        found = client.read_deployment_by_name(deployment.full_name)
+        client.update_deployment(
+            found.id,
+            DeploymentUpdate(
+                pull_steps=pull_steps(), job_variables=limits.get(deployment.full_name, {})
+            ),
+        )
 
 
 def set_rebalance_interval(seconds: float) -> None:

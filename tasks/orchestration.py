@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from contextlib import suppress
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +33,7 @@ from tasks.pools import (
     DocumentDeployment,
 )
 from tasks.queue import Claimable
+from tasks.settings import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +48,38 @@ ACTIVE = [
 PAGE = 200  # the server's default page size
 
 
-def ensure_pools(client: SyncPrefectClient, templates: dict[str, dict[str, Any]]) -> list[str]:
-    """Create the work pools and queues that are missing (limits 0 until a rebalance gives them
-    their share) and refresh every pool's base job template. Returns what was created."""
+class PoolTypeMismatch(ConfigError):
+    """A pool exists with another worker type; Prefect cannot change a pool's type."""
+
+
+def ensure_pools(
+    client: SyncPrefectClient, templates: dict[str, dict[str, Any]], pool_type: str = "process"
+) -> list[str]:
+    """Create the work pools (of `pool_type`) and queues that are missing (limits 0 until a
+    rebalance gives them their share) and refresh every pool's base job template. Returns what
+    was created; PoolTypeMismatch, before any change, if a pool exists with another type."""
+    existing_types = {}
+    for pool in POOL_QUEUES:
+        with suppress(ObjectNotFound):
+            existing_types[pool] = client.read_work_pool(pool).type
+    wrong = {p: t for p, t in existing_types.items() if t != pool_type}
+    if wrong:
+        found = ", ".join(f"{p} is of type {t!r}" for p, t in wrong.items())
+        raise PoolTypeMismatch(
+            f"work pools of type {pool_type!r} wanted, but {found}, and Prefect cannot change"
+            " a pool's type: stop their workers, delete them (`prefect work-pool delete NAME`)"
+            " and deploy again"
+        )
     created = []
     for pool, queues in POOL_QUEUES.items():
         limit = None if pool not in (REGISTRE_POOL, OCR_POOL) else 0
-        try:
-            client.read_work_pool(pool)
+        if pool in existing_types:
             client.update_work_pool(pool, WorkPoolUpdate(base_job_template=templates[pool]))
-        except ObjectNotFound:
+        else:
             client.create_work_pool(
                 WorkPoolCreate(
                     name=pool,
-                    type="process",
+                    type=pool_type,
                     base_job_template=templates[pool],
                     concurrency_limit=limit,
                 )
