@@ -39,12 +39,13 @@ def prefect_server(run_dir: Path, port: int = 4200) -> Iterator[str]:
     api = f"http://127.0.0.1:{port}/api"
     log = (run_dir / "prefect-server.log").open("ab")
     command = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    # its own session: on Ctrl-C the workers stop first, the server last
+    # its own session: on Ctrl-C the workers stop first, the server last. The UI is told where
+    # its API is (`--port` alone leaves it calling :4200), unless the operator set it (a proxy).
     process = subprocess.Popen(
         command,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **SERVER_ENV},
+        env={"PREFECT_UI_API_URL": api, **os.environ, **SERVER_ENV},
         start_new_session=True,
     )
     try:

@@ -20,6 +20,7 @@ from tasks.pools import (
 from tasks.queue import Claimable
 
 RUN_NAME_NUMBER_MAX = 60  # characters of the document number kept in a run's name
+RUN_NAME_SOURCE_MAX = 20  # and of its source ("plan_cadastraux" has 15)
 
 
 class InsufficientCapacity(Exception):
@@ -175,9 +176,16 @@ def runs_to_create(
 
 
 def run_name(deployment: DocumentDeployment, row: Claimable) -> str:
-    """`<stage>-<env>-<source>-<number>`, the number as the operator typed it."""
-    number = " ".join(row.number.split())[:RUN_NAME_NUMBER_MAX] or "?"
-    return f"{deployment.stage.value}-{row.env}-{row.source}-{number}"
+    """`<stage>-<env>-<source>-<number>`, the number as the operator types it: its spaces kept
+    (any whitespace, non-breaking spaces too, made one space), so typing "2 274 178" in the UI's
+    search finds it; bounded whatever the row holds (the claim refuses a bad row later)."""
+    source = _one_line(row.source, RUN_NAME_SOURCE_MAX)
+    number = _one_line(row.number, RUN_NAME_NUMBER_MAX)
+    return f"{deployment.stage.value}-{row.env}-{source}-{number}"
+
+
+def _one_line(text: str, limit: int) -> str:
+    return " ".join(text.split())[:limit] or "?"
 
 
 def idempotency_key(deployment: DocumentDeployment, row: Claimable) -> str:

@@ -116,3 +116,17 @@ def test_a_run_is_named_after_its_document_and_keyed_on_the_rows_version():
     assert run_name(OCR_INDEX, row._replace(number="9" * 5000)) == "ocr-staging-index-" + "9" * 60
     assert idempotency_key(REGISTRE, row) != idempotency_key(REGISTRE, row._replace(version="v2"))
     assert idempotency_key(REGISTRE, row) == idempotency_key(REGISTRE, row)
+
+
+@pytest.mark.parametrize("stored", ["2 274 178", "2\u00a0274\u202f178", " 2\t274  178\n"])
+def test_a_run_name_keeps_the_numbers_spaces_so_the_ui_search_finds_it_as_typed(stored):
+    """Copied from the registry's French pages, a number holds non-breaking spaces; the name
+    has plain ones, which is what an operator types in the UI's search box."""
+    row = Claimable("prod", "abc", "index", stored, "v1")
+    assert run_name(REGISTRE, row) == "registre-prod-index-2 274 178"
+
+
+def test_a_run_name_stays_bounded_whatever_the_row_holds():
+    row = Claimable("prod", "abc", "x" * 5000, "9" * 5000, "v1")
+    assert run_name(REGISTRE, row) == f"registre-prod-{'x' * 20}-{'9' * 60}"
+    assert run_name(REGISTRE, row._replace(source="", number=" ")) == "registre-prod-?-?"
