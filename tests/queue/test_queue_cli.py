@@ -160,7 +160,7 @@ def test_retry_lists_then_puts_back_and_counts_per_environment(cli_envs):
     assert "prod: 1 retried (1 to ready for OCR)" in done.output
     assert statuses(prod) == {download: SEED.error, ocr: SEED.ready_for_ocr}
 
-    again = registre("retry", download, dev_id, ocr)
+    again = registre("retry", download.upper(), dev_id, ocr)  # as an operator may paste it
     assert again.exit_code == 0, again.output
     assert "prod: 1 retried (1 to waiting)" in again.output
     assert "dev: 1 retried (1 to waiting)" in again.output
@@ -168,6 +168,14 @@ def test_retry_lists_then_puts_back_and_counts_per_environment(cli_envs):
         " ".join(again.output.split())
     )
     assert statuses(dev) == {dev_id: SEED.waiting}
+
+
+def test_retry_since_a_date_takes_local_dates(cli_envs):
+    failed(cli_envs["prod"], "111")
+    assert "prod: 1 would be" in registre("retry", "--since", "2000-01-01", "--dry-run").output
+    assert "prod: 0 would be" in registre("retry", "--since", "2999-01-01", "--dry-run").output
+    later = registre("retry", "--since", "2999-01-01 10:00:00", "--dry-run")
+    assert later.exit_code == 0 and "prod: 0 would be" in later.output
 
 
 def test_retry_refuses_an_id_that_is_not_one(cli_envs):
