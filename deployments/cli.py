@@ -189,16 +189,17 @@ def retry_command(
     if not (ids or env or since or stage or message or every):
         console.print("[red]say which rows: ids, --env, --since, --stage, --message or --all[/red]")
         raise typer.Exit(2)
+    wanted: list[str] = []
     for job_id in ids or []:
         try:
-            uuid.UUID(job_id)
+            wanted.append(str(uuid.UUID(job_id)))  # written as the database writes it
         except ValueError:
             console.print(f"[red]{escape(repr(job_id))} is not a row id (a UUID)[/red]")
             raise typer.Exit(2) from None
     queue = _queue()
     try:
         found = queue.retry(
-            env=env, ids=ids, since=since.astimezone() if since else None, stage=stage,
+            env=env, ids=wanted, since=since.astimezone() if since else None, stage=stage,
             message=message, exclude=exclude, dry_run=dry_run,
         )  # fmt: skip
     except QueueError as exc:
@@ -218,7 +219,7 @@ def retry_command(
         where = ", ".join(f"{n} to {label}" for label, n in sorted(to.items()))
         verb = "would be retried" if dry_run else "retried"
         console.print(f"{name}: {len(rows)} {verb}" + (f" ({where})" if where else ""))
-    missed = set(ids or []) - {r.id for rows in found.values() for r in rows}
+    missed = set(wanted) - {r.id for rows in found.values() for r in rows}
     if missed:
         console.print(f"not retried (not in error, held by a run, or in no enabled environment):"
                       f" {', '.join(sorted(missed))}")  # fmt: skip
