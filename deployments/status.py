@@ -62,7 +62,7 @@ class Sources:
         cls, settings: Settings, held_expected_s: float = HELD_EXPECTED_S
     ) -> Iterator[Sources]:
         quick = settings.model_copy(update={"supabase_timeout_seconds": TIMEOUT_S})
-        api = PREFECT_API_URL.value() or LOCAL_PREFECT_API  # never Prefect's ephemeral server
+        api = PREFECT_API_URL.value() or LOCAL_PREFECT_API  # never an ephemeral server
         client = redis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S
         )
@@ -71,7 +71,7 @@ class Sources:
             with temporary_settings(updates={PREFECT_API_URL: api}):
                 prefect = get_client(sync_client=True, httpx_settings={"timeout": TIMEOUT_S})
             stack.enter_context(prefect)
-            yield cls(quick, client, Queue(quick).clients, api, prefect, held_expected_s)
+            yield cls(quick, client, Queue(quick).clients, _shown(api), prefect, held_expected_s)
 
     def queue(self, env: str) -> Queue:
         return Queue(self.settings, clients={env: self.supabase[env]})
@@ -80,9 +80,17 @@ class Sources:
         return f"{self.settings.redis_key_prefix}{name}"
 
 
+def _shown(url: str) -> str:
+    """A URL without the password it may carry."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if sep else url.rpartition("@")[2]
+
+
 def _redis_down(src: Sources, exc: redis.RedisError) -> Down:
-    where = src.settings.redis_url.split("@")[-1]  # a password stays out
-    return Down(f"Redis unreachable at {where} ({type(exc).__name__}); check REDIS_URL")
+    where = _shown(src.settings.redis_url)
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return Down(f"Redis unreachable at {where} ({type(exc).__name__}); check REDIS_URL")
+    return Down(f"Redis at {where} refused ({type(exc).__name__}: {exc}); check REDIS_URL")
 
 
 def _prefect_down(src: Sources, exc: Exception) -> Down:

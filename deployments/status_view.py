@@ -39,8 +39,11 @@ def _down(what: str, data: Any) -> Text | None:
 def _ago(iso: str | None) -> str:
     if not iso:
         return "-"
-    seconds = (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
-    return f"{seconds / 60:.0f} min ago" if seconds >= 90 else f"{max(0, seconds):.0f} s ago"
+    seconds = max(0.0, (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
 
 
 def capacity(data: Data) -> RenderableType:
