@@ -30,10 +30,13 @@ def plan(
     registre: Annotated[int, typer.Option(min=0, help="registry download workers")] = 1,
     ocr: Annotated[int, typer.Option(min=0, help="OCR workers (half index, half acte)")] = 2,
 ) -> None:
-    """Whether REGISTRE + OCR workers fit a host's budget, and the largest counts that do."""
+    """Whether REGISTRE + OCR workers fit a host's budget, and the largest counts that do.
+    Without --cpu / --ram: SERVER_MAX_CPU / SERVER_MAX_RAM, or when unset this machine's size."""
     settings = get_settings()
     max_cpu = settings.server_max_cpu if cpu is None else cpu
     max_ram = settings.server_max_ram if ram is None else ram
+    cpu_origin = settings.size_origin("cpu") if cpu is None else "--cpu"
+    ram_origin = settings.size_origin("ram") if ram is None else "--ram"
     pct_cpu = settings.server_reserve_cpu_percent if reserve_cpu is None else reserve_cpu
     pct_ram = settings.server_reserve_ram_percent if reserve_ram is None else reserve_ram
     costs = capacity.cost_table(settings)
@@ -42,6 +45,11 @@ def plan(
     registre_each = costs[WorkerKind.REGISTRE]
     ocr_each = (costs[WorkerKind.INDEX_OCR] + costs[WorkerKind.ACTE_OCR]) * 0.5
 
+    console = Console()
+    console.print(
+        f"host: {_num(max_cpu)} vCPU ({cpu_origin}), {_num(max_ram)} GB ({ram_origin})",
+        soft_wrap=True,
+    )
     table = Table(title=f"Host {_num(max_cpu)} vCPU / {_num(max_ram)} GB")
     table.add_column("")
     table.add_column("vCPU", justify="right")
@@ -63,7 +71,6 @@ def plan(
     )
     table.add_row("needed", _num(result.need.cpu), _num(result.need.ram), style="bold")
     table.add_row("% of budget", f"{result.cpu_percent:.0f} %", f"{result.ram_percent:.0f} %")
-    console = Console()
     console.print(table)
     verdict = "[green]fits[/green]" if result.fits else "[red]does not fit[/red]"
     console.print(f"{registre} registre + {ocr} OCR: {verdict}")

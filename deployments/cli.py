@@ -18,7 +18,8 @@ from rich.table import Table
 
 from deployments import capacity_cli
 from deployments.migrations import apply_migrations
-from tasks.planning import InsufficientCapacity
+from tasks.capacity import cost_table, settings_budget
+from tasks.planning import InsufficientCapacity, amount, check_capacity
 from tasks.queue import Queue, QueueError, Stage
 from tasks.requests import (
     ACTE_TYPES,
@@ -71,9 +72,44 @@ def db_migrate(
         console.print(f"applied {name}")
 
 
+def _capacity_checked(settings: Settings, pools: tuple[str, ...]) -> Settings:
+    """Say where this host's size comes from, then check the configured counts against its
+    budget before anything starts: refused (exit 2), or with CAPACITY_OVERCOMMIT=reduce cut with
+    a warning. The settings returned carry the counts to run."""
+    budget = settings_budget(settings)
+    console.print(
+        f"host: {settings.host_size()}; budget {amount(budget.cpu)} vCPU /"
+        f" {amount(budget.ram)} GB after the {settings.server_reserve_cpu_percent:g} % /"
+        f" {settings.server_reserve_ram_percent:g} % reserve",
+        soft_wrap=True,
+    )
+    try:
+        checked = check_capacity(
+            budget,
+            cost_table(settings),
+            worker_count=settings.worker_count,
+            ocr_pool_size=settings.ocr_worker_pool_size,
+            min_index=settings.ocr_min_index_workers,
+            min_acte=settings.ocr_min_acte_workers,
+            pools=pools,
+            overcommit=settings.capacity_overcommit,
+        )
+    except (ConfigError, InsufficientCapacity) as exc:
+        # on stderr: `scripts/run` reads stdout of `config check`
+        Console(stderr=True).print(str(exc), style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for warning in checked.warnings:
+        console.print(warning, style="yellow", markup=False, soft_wrap=True)
+    update = {"worker_count": checked.worker_count, "ocr_worker_pool_size": checked.ocr_pool_size}
+    return settings.model_copy(update=update)
+
+
 @config_app.command("check")
 def config_check() -> None:
-    """Validate the configuration and show what is enabled (secrets are never shown)."""
+    """Validate the configuration and show what is enabled (secrets are never shown); check the
+    counts against this host's budget as `registre up` would."""
+    from tasks.pools import OCR_POOL, REGISTRE_POOL
+
     try:
         settings = get_settings()
     except ConfigError as exc:
@@ -84,6 +120,11 @@ def config_check() -> None:
     console.print(f"status mapping: {settings.status_mapping}")
     console.print(f"redis: {settings.redis_url.split('@')[-1]}")
     console.print(f"gemini key: {'set' if settings.gemini_api_key else 'missing'}")
+    settings = _capacity_checked(settings, (REGISTRE_POOL, OCR_POOL))  # what `registre up` runs
+    console.print(
+        f"runs on this host: {settings.worker_count} registre, {settings.ocr_worker_pool_size} OCR"
+        f" (CAPACITY_OVERCOMMIT={settings.capacity_overcommit})"
+    )
 
 
 @queue_app.command("counts")
@@ -266,9 +307,10 @@ def worker_command(
     if pool != "all" and pool not in POOLS:
         console.print(f"[red]--pool must be one of {', '.join(POOLS)} or all[/red]")
         raise typer.Exit(2)
-    settings = _settings(REGISTRE_HOST_ID=host_id)
+    pools = POOLS if pool == "all" else (pool,)
+    settings = _capacity_checked(_settings(REGISTRE_HOST_ID=host_id), pools)
     try:
-        run_host(settings, POOLS if pool == "all" else (pool,), run_dir)
+        run_host(settings, pools, run_dir)
     except (ConfigError, InsufficientCapacity, QueueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -281,9 +323,11 @@ def up_command(
     """Run everything on this host: a Prefect server (unless PREFECT_API_URL is set), `registre
     deploy`, then `registre worker --pool all`. Ctrl-C stops it all, runs in progress first."""
     from deployments.up import up
+    from deployments.worker import POOLS
 
+    settings = _capacity_checked(_settings(), POOLS)
     try:
-        up(_settings(), run_dir)
+        up(settings, run_dir)
     except (ConfigError, InsufficientCapacity, QueueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

@@ -18,30 +18,41 @@ from tasks.pools import (
     DocumentDeployment,
 )
 from tasks.queue import Claimable
+from tasks.settings import ConfigError
 
 RUN_NAME_NUMBER_MAX = 60  # characters of the document number kept in a run's name
 RUN_NAME_SOURCE_MAX = 20  # and of its source ("plan_cadastraux" has 15)
+INSUFFICIENT = "Insufficient server capacity"  # the seed's words, which operators know
 
 
 class InsufficientCapacity(Exception):
     """The host's budget cannot hold what its configuration asks for."""
 
 
-def _amount(x: float) -> str:
+def amount(x: float) -> str:
+    """2.50 -> "2.5", 6.0 -> "6"."""
     return f"{x:.2f}".rstrip("0").rstrip(".")
 
 
 def shortfall(what: str, need: Cost, have: Budget) -> str:
     """ "Insufficient server capacity: ..." naming the resource short and the numbers."""
+    return f"{INSUFFICIENT}: {_lacking(what, need, have)}"
+
+
+def _lacking(what: str, need: Cost, have: Budget) -> str:
     short = [
-        f"{name} needs {_amount(n)} {unit}, {_amount(max(0.0, h))} {unit} available"
+        f"{name} needs {amount(n)} {unit}, {amount(max(0.0, h))} {unit} available"
         for name, unit, n, h in (
             ("CPU", "vCPU", need.cpu, have.cpu),
             ("RAM", "GB", need.ram, have.ram),
         )
         if n > h + 1e-9
     ]
-    return f"Insufficient server capacity: {what}: " + "; ".join(short)
+    return f"{what}: " + "; ".join(short)
+
+
+def _runs(n: int, kind: str) -> str:
+    return f"{n} {kind} run" + ("" if n == 1 else "s")
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,100 @@ def host_offer(
         if o == 0:
             notes.append(shortfall("one OCR run", index, left))
     return HostOffer(r, o, tuple(notes))
+
+
+@dataclass(frozen=True)
+class CapacityCheck:
+    """The counts a host runs (its configured ones when they fit), and what was reduced."""
+
+    worker_count: int
+    ocr_pool_size: int
+    warnings: tuple[str, ...] = ()
+
+
+def check_capacity(
+    budget: Budget,
+    costs: Mapping[WorkerKind, Cost],
+    *,
+    worker_count: int,
+    ocr_pool_size: int,
+    min_index: int,
+    min_acte: int,
+    pools: Iterable[str] = (REGISTRE_POOL, OCR_POOL),
+    overcommit: str = "refuse",
+) -> CapacityCheck:
+    """The seed's start-up check of WORKER_COUNT and OCR_WORKER_POOL_SIZE against the host's
+    budget, before anything starts. Counts that fit pass unchanged, so host_offer then runs
+    exactly them. Counts that do not are refused (InsufficientCapacity naming the resource, the
+    need and the budget) or, with overcommit="reduce", cut to what host_offer runs, with a warning
+    saying to what. Never accepted, in either mode: an OCR pool below its minimums, minimums
+    that do not fit, a stage cut to 0 runs; its documents would wait for ever."""
+    pools = set(pools)
+    registre_here, ocr_here = REGISTRE_POOL in pools, OCR_POOL in pools
+    w = worker_count if registre_here else 0
+    p = ocr_pool_size if ocr_here else 0
+    if ocr_here and p < min_index + min_acte:
+        raise ConfigError(
+            f"OCR_WORKER_POOL_SIZE={p} cannot hold OCR_MIN_INDEX_WORKERS={min_index} +"
+            f" OCR_MIN_ACTE_WORKERS={min_acte}: a kind of document would never be read (a host"
+            " without OCR runs `registre worker --pool registre`)"
+        )
+    try:
+        # Registre runs are cut first, to what fits beside the OCR minimums, then the OCR pool
+        # to what they leave: a download only feeds the OCR queue, so downloads that crowd OCR
+        # out leave documents at "ready for OCR" for ever, while fewer downloads still flow.
+        offer = host_offer(
+            budget, costs, worker_count=w, ocr_pool_size=p, min_index=min_index,
+            min_acte=min_acte, pools=pools,
+        )  # fmt: skip
+    except InsufficientCapacity as exc:
+        raise InsufficientCapacity(f"{exc}. {_CAPACITY_HINT}") from None
+    if (offer.registre, offer.ocr) == (w, p):
+        return CapacityCheck(worker_count, ocr_pool_size)
+
+    registre = costs[WorkerKind.REGISTRE]
+    ocr_each = (costs[WorkerKind.INDEX_OCR] + costs[WorkerKind.ACTE_OCR]) * 0.5
+    minimums = costs[WorkerKind.INDEX_OCR] * min_index + costs[WorkerKind.ACTE_OCR] * min_acte
+    short = []  # (variable, configured, what fits, why)
+    if offer.registre < w:
+        what, need = f"WORKER_COUNT={_runs(w, 'registre')}", registre * w
+        if ocr_here:
+            what += f" beside the OCR minimums ({min_index} index + {min_acte} acte)"
+            need += minimums
+        short.append(("WORKER_COUNT", w, offer.registre, _lacking(what, need, budget)))
+    if offer.ocr < p:
+        r = offer.registre if overcommit == "reduce" else w  # what runs beside the pool
+        what = f"{_runs(r, 'registre')} + OCR_WORKER_POOL_SIZE={_runs(p, 'OCR')}"
+        why = _lacking(what, registre * r + ocr_each * p, budget)
+        short.append(("OCR_WORKER_POOL_SIZE", p, offer.ocr, why))
+    if overcommit != "reduce":
+        raise InsufficientCapacity(
+            f"{INSUFFICIENT}: " + "; ".join(why for *_, why in short) + f". {_CAPACITY_HINT},"
+            f" or set CAPACITY_OVERCOMMIT=reduce to run {_runs(offer.registre, 'registre')}"
+            f" + {_runs(offer.ocr, 'OCR')}"
+        )
+    for variable, _, fits, why in short:
+        if fits == 0:
+            raise InsufficientCapacity(
+                f"{INSUFFICIENT}: {why}. CAPACITY_OVERCOMMIT=reduce would leave {variable}=0"
+                f" and its documents waiting for ever. {_CAPACITY_HINT}"
+            )
+    warnings = tuple(
+        f"{INSUFFICIENT}: {why}; CAPACITY_OVERCOMMIT=reduce: {variable} reduced from"
+        f" {configured} to {fits}"
+        for variable, configured, fits, why in short
+    )
+    return CapacityCheck(
+        offer.registre if registre_here else worker_count,
+        offer.ocr if ocr_here else ocr_pool_size,
+        warnings,
+    )
+
+
+_CAPACITY_HINT = (
+    "Lower the counts or the COST_* table, or set SERVER_MAX_CPU / SERVER_MAX_RAM to the"
+    " host's real size if it is larger"
+)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tasks.machine import this_machine
+
 ENVIRONMENT_ORDER = ("prod", "staging", "dev")  # the order in which queues are polled
 
 
@@ -22,11 +24,23 @@ class Environment:
     service_key: SecretStr
 
 
+def _detected(resource: str) -> float:
+    try:
+        return getattr(this_machine(), resource).value
+    except OSError as exc:
+        raise ConfigError(f"cannot size this machine ({exc})") from None
+
+
 class Settings(BaseSettings):
     """Everything read from the environment (and `.env`), under the operators' variable names."""
 
+    # An empty value (`SERVER_MAX_CPU=` copied from .env.example) means the default.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     prod_supabase_url: str | None = None
@@ -59,8 +73,9 @@ class Settings(BaseSettings):
     ocr_min_index_workers: int = Field(1, ge=0)
     ocr_min_acte_workers: int = Field(1, ge=0)
     ocr_rebalance_interval_ms: int = Field(30_000, gt=0)
-    server_max_cpu: float = Field(8, gt=0)
-    server_max_ram: float = Field(16, gt=0)  # GB
+    # This host's size; unset, this machine's (tasks/machine.py), cgroup limits respected.
+    server_max_cpu: float = Field(default_factory=lambda: _detected("cpu"), gt=0)  # vCPU
+    server_max_ram: float = Field(default_factory=lambda: _detected("ram"), gt=0)  # GB
     server_reserve_cpu_percent: float = Field(20, ge=0, le=100)
     server_reserve_ram_percent: float = Field(20, ge=0, le=100)
     # Coordination (tasks/capacity.py, tasks/ratelimit.py): the cost table, in vCPU and GB per run.
@@ -70,6 +85,8 @@ class Settings(BaseSettings):
     cost_index_ocr_ram: float = Field(0.75, ge=0)
     cost_acte_ocr_cpu: float = Field(1, ge=0)
     cost_acte_ocr_ram: float = Field(0.5, ge=0)
+    # Counts that do not fit the budget: refuse to start, or reduce them (with a warning).
+    capacity_overcommit: Literal["refuse", "reduce"] = "refuse"
     capacity_lease_seconds: float = Field(60, gt=0)  # a dead run's capacity is free after this
     capacity_host_ttl_seconds: float = Field(30, gt=0)  # a silent host expires after this
     redis_key_prefix: str = ""  # prepended to every coordination key
@@ -104,6 +121,20 @@ class Settings(BaseSettings):
             if url and not url.startswith(("http://", "https://")):
                 raise ValueError(f"{env.upper()}_SUPABASE_URL must start with http:// or https://")
         return self
+
+    def size_origin(self, resource: Literal["cpu", "ram"]) -> str:
+        """Where SERVER_MAX_CPU or SERVER_MAX_RAM came from: the variable, or this machine."""
+        if f"server_max_{resource}" in self.model_fields_set:
+            return f"SERVER_MAX_{resource.upper()}"
+        return f"detected: {getattr(this_machine(), resource).source}"
+
+    def host_size(self) -> str:
+        """This host's size and where it came from, e.g. "2 vCPU (detected: cgroup quota),
+        16 GB (SERVER_MAX_RAM)"."""
+        cpu, ram = (
+            f"{x:.1f}".removesuffix(".0") for x in (self.server_max_cpu, self.server_max_ram)
+        )
+        return f"{cpu} vCPU ({self.size_origin('cpu')}), {ram} GB ({self.size_origin('ram')})"
 
     def host_id(self) -> str:
         return self.registre_host_id or socket.gethostname()

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tasks.allocation import Split
 from tasks.capacity import DEFAULT_COSTS, Budget
 from tasks.planning import (
     NO_LIMITS,
+    CapacityCheck,
     InsufficientCapacity,
     Limits,
+    check_capacity,
     free_slots,
     host_offer,
     idempotency_key,
@@ -17,6 +21,7 @@ from tasks.planning import (
 )
 from tasks.pools import OCR_ACTE, OCR_INDEX, OCR_POOL, REGISTRE, REGISTRE_POOL
 from tasks.queue import Claimable
+from tasks.settings import ConfigError
 
 SEED_HOST = Budget(6.4, 12.8)  # 8 vCPU / 16 GB with 20 % kept back
 
@@ -116,6 +121,117 @@ def test_a_run_is_named_after_its_document_and_keyed_on_the_rows_version():
     assert run_name(OCR_INDEX, row._replace(number="9" * 5000)) == "ocr-staging-index-" + "9" * 60
     assert idempotency_key(REGISTRE, row) != idempotency_key(REGISTRE, row._replace(version="v2"))
     assert idempotency_key(REGISTRE, row) == idempotency_key(REGISTRE, row)
+
+
+# --- the start-up check (`registre config check`, `up`, `worker`)
+
+
+def check(budget=SEED_HOST, **kw):
+    values = {"worker_count": 1, "ocr_pool_size": 2, "min_index": 1, "min_acte": 1, **kw}
+    return check_capacity(budget, DEFAULT_COSTS, **values)
+
+
+def test_counts_that_fit_pass_unchanged_without_a_word():
+    assert check(worker_count=1, ocr_pool_size=2) == CapacityCheck(1, 2, ())
+    assert check(Budget(20, 20), worker_count=2, ocr_pool_size=4, overcommit="reduce") == (
+        CapacityCheck(2, 4, ())
+    )
+
+
+def test_registre_runs_that_crowd_out_the_ocr_minimums_are_refused_with_the_numbers():
+    # the incident: WORKER_COUNT=3 on the seed's host, 3 x 3 vCPU + the minimums' 2.5 > 6.4
+    with pytest.raises(InsufficientCapacity) as info:
+        check(worker_count=3, ocr_pool_size=4)
+    assert str(info.value) == (
+        "Insufficient server capacity: WORKER_COUNT=3 registre runs beside the OCR minimums"
+        " (1 index + 1 acte): CPU needs 11.5 vCPU, 6.4 vCPU available;"
+        " 3 registre runs + OCR_WORKER_POOL_SIZE=4 OCR runs: CPU needs 14 vCPU, 6.4 vCPU"
+        " available. Lower the counts or the COST_* table, or set SERVER_MAX_CPU /"
+        " SERVER_MAX_RAM to the host's real size if it is larger, or set"
+        " CAPACITY_OVERCOMMIT=reduce to run 1 registre run + 2 OCR runs"
+    )
+
+
+def test_an_ocr_pool_too_large_is_refused_naming_ram_when_ram_is_short():
+    with pytest.raises(InsufficientCapacity, match=r"OCR_WORKER_POOL_SIZE=4 OCR runs: RAM needs"
+                       r" 3.5 GB, 3 GB available"):  # fmt: skip
+        check(Budget(40, 3), worker_count=1, ocr_pool_size=4)
+
+
+def test_reduce_cuts_registre_first_so_the_ocr_minimums_fit_and_says_to_what():
+    result = check(worker_count=3, ocr_pool_size=4, overcommit="reduce")
+    assert (result.worker_count, result.ocr_pool_size) == (1, 2)
+    assert result.warnings == (
+        "Insufficient server capacity: WORKER_COUNT=3 registre runs beside the OCR minimums"
+        " (1 index + 1 acte): CPU needs 11.5 vCPU, 6.4 vCPU available;"
+        " CAPACITY_OVERCOMMIT=reduce: WORKER_COUNT reduced from 3 to 1",
+        "Insufficient server capacity: 1 registre run + OCR_WORKER_POOL_SIZE=4 OCR runs: CPU"
+        " needs 8 vCPU, 6.4 vCPU available; CAPACITY_OVERCOMMIT=reduce: OCR_WORKER_POOL_SIZE"
+        " reduced from 4 to 2",
+    )
+
+
+@pytest.mark.parametrize("overcommit", ["refuse", "reduce"])
+def test_ocr_minimums_that_do_not_fit_are_refused_in_both_modes(overcommit):
+    # this 2-core machine: 1.6 vCPU after the reserve, the minimums need 2.5
+    with pytest.raises(InsufficientCapacity, match=r"^Insufficient server capacity: the OCR"
+                       r" minimums \(1 index \+ 1 acte runs\): CPU needs 2.5 vCPU, 1.6 vCPU"
+                       r" available\. "):  # fmt: skip
+        check(Budget(1.6, 18.8), worker_count=3, overcommit=overcommit)
+
+
+def test_reduce_never_starves_a_stage_to_zero_runs():
+    # 4 vCPU: the minimums take 2.5, a registre run (3) does not fit beside them
+    with pytest.raises(InsufficientCapacity, match="would leave WORKER_COUNT=0 and its documents"):
+        check(Budget(4, 8), worker_count=1, overcommit="reduce")
+    # without OCR minimums, an OCR pool that gets no run at all is refused too
+    with pytest.raises(InsufficientCapacity, match="would leave OCR_WORKER_POOL_SIZE=0"):
+        check(Budget(4, 8), worker_count=1, ocr_pool_size=2, min_index=0, min_acte=0,
+              overcommit="reduce")  # fmt: skip
+
+
+@pytest.mark.parametrize("overcommit", ["refuse", "reduce"])
+def test_an_ocr_pool_smaller_than_its_minimums_is_refused(overcommit):
+    with pytest.raises(ConfigError, match="OCR_WORKER_POOL_SIZE=1 cannot hold"
+                       " OCR_MIN_INDEX_WORKERS=1 \\+ OCR_MIN_ACTE_WORKERS=1"):  # fmt: skip
+        check(Budget(40, 40), ocr_pool_size=1, overcommit=overcommit)
+
+
+def test_a_host_checks_only_the_pools_it_runs():
+    assert check(worker_count=2, ocr_pool_size=0, pools=(REGISTRE_POOL,)) == CapacityCheck(2, 0)
+    with pytest.raises(InsufficientCapacity, match=r"WORKER_COUNT=3 registre runs: CPU needs 9"):
+        check(worker_count=3, pools=(REGISTRE_POOL,))
+    assert check(Budget(5, 5), worker_count=9, ocr_pool_size=4, pools=(OCR_POOL,)) == (
+        CapacityCheck(9, 4)
+    )
+
+
+@pytest.mark.parametrize("overcommit", ["refuse", "reduce"])
+def test_the_worker_runs_exactly_what_the_check_let_through(overcommit):
+    """host_offer (what `registre worker` gives its Prefect workers) never cuts counts the
+    check passed: the check is the only place where counts change, and it says so."""
+    passed, reduced = 0, 0
+    grid = itertools.product(
+        (2.5, 4, 5.5, 6.4, 8, 9.6, 12.8, 19.2), (2, 4, 12.8), range(4), range(2, 7),
+        ((REGISTRE_POOL, OCR_POOL), (REGISTRE_POOL,), (OCR_POOL,)),
+    )  # fmt: skip
+    for cpu, ram, w, p, pools in grid:
+        budget = Budget(cpu, ram)
+        try:
+            checked = check(budget, worker_count=w, ocr_pool_size=p, pools=pools,
+                            overcommit=overcommit)  # fmt: skip
+        except InsufficientCapacity:
+            continue
+        passed += 1
+        reduced += bool(checked.warnings)
+        result = offer(budget, worker_count=checked.worker_count,
+                       ocr_pool_size=checked.ocr_pool_size, pools=pools)  # fmt: skip
+        expected = {
+            REGISTRE_POOL: checked.worker_count if REGISTRE_POOL in pools else 0,
+            OCR_POOL: checked.ocr_pool_size if OCR_POOL in pools else 0,
+        }
+        assert (result.as_runs(), result.notes) == (expected, ()), (cpu, ram, w, p, pools)
+    assert passed > 500 and (reduced > 100 if overcommit == "reduce" else reduced == 0)
 
 
 @pytest.mark.parametrize("stored", ["2 274 178", "2\u00a0274\u202f178", " 2\t274  178\n"])

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from tasks.machine import this_machine
 from tasks.settings import ConfigError, load_settings
 
 
@@ -11,11 +12,40 @@ def settings(**values):
 
 def test_defaults_are_the_operators_documented_ones():
     s = settings()
-    assert (s.worker_count, s.ocr_worker_pool_size, s.ocr_min_index_workers,
-            s.ocr_min_acte_workers, s.ocr_rebalance_interval_ms) == (1, 4, 1, 1, 30000)
-    assert (s.server_max_cpu, s.server_max_ram, s.server_reserve_cpu_percent,
-            s.server_reserve_ram_percent) == (8, 16, 20, 20)
+    assert (
+        s.worker_count,
+        s.ocr_worker_pool_size,
+        s.ocr_min_index_workers,
+        s.ocr_min_acte_workers,
+        s.ocr_rebalance_interval_ms,
+    ) == (1, 4, 1, 1, 30000)
+    assert (s.server_reserve_cpu_percent, s.server_reserve_ram_percent) == (20, 20)
+    assert s.capacity_overcommit == "refuse"
     assert s.environments() == []
+
+
+def test_unset_host_size_is_this_machines_and_says_so(monkeypatch):
+    monkeypatch.delenv("SERVER_MAX_CPU", raising=False)
+    monkeypatch.delenv("SERVER_MAX_RAM", raising=False)
+    machine = this_machine()
+    s = settings()
+    assert (s.server_max_cpu, s.server_max_ram) == (machine.cpu.value, machine.ram.value)
+    assert s.size_origin("cpu") == f"detected: {machine.cpu.source}"
+    assert f" vCPU (detected: {machine.cpu.source}), " in s.host_size()
+    assert s.host_size().endswith(f" GB (detected: {machine.ram.source})")
+
+
+def test_a_host_size_that_is_set_is_taken_as_given_and_named(monkeypatch):
+    # bench/chaos.py sizes its hosts 20 vCPU / 32 GB on a 2-core machine, on purpose
+    monkeypatch.setenv("SERVER_MAX_CPU", "20")
+    monkeypatch.setenv("SERVER_MAX_RAM", "32")
+    s = settings()
+    assert (s.server_max_cpu, s.server_max_ram) == (20, 32)
+    assert s.host_size() == "20 vCPU (SERVER_MAX_CPU), 32 GB (SERVER_MAX_RAM)"
+    monkeypatch.setenv("SERVER_MAX_CPU", "")  # as copied from .env.example: unset
+    s = settings()
+    assert s.server_max_cpu == this_machine().cpu.value
+    assert s.host_size().endswith(", 32 GB (SERVER_MAX_RAM)")
 
 
 def test_environments_are_enabled_by_url_and_key_in_polling_order(monkeypatch):
@@ -34,8 +64,13 @@ def test_environments_are_enabled_by_url_and_key_in_polling_order(monkeypatch):
         ("WORKER_COUNT", "-1", "WORKER_COUNT: Input should be greater than or equal to 0"),
         ("SERVER_RESERVE_CPU_PERCENT", "120", "SERVER_RESERVE_CPU_PERCENT: Input should be less"),
         ("OCR_WORKER_POOL_SIZE", "four", "OCR_WORKER_POOL_SIZE: Input should be a valid integer"),
-        ("STAGING_SUPABASE_URL", "https://s.example",
-         "STAGING_SUPABASE_URL is set but STAGING_SUPABASE_SERVICE_KEY is not"),
+        ("SERVER_MAX_CPU", "0", "SERVER_MAX_CPU: Input should be greater than 0"),
+        ("CAPACITY_OVERCOMMIT", "yes", "CAPACITY_OVERCOMMIT: Input should be 'refuse' or 'reduce'"),
+        (
+            "STAGING_SUPABASE_URL",
+            "https://s.example",
+            "STAGING_SUPABASE_URL is set but STAGING_SUPABASE_SERVICE_KEY is not",
+        ),
     ],
 )
 def test_invalid_values_fail_naming_the_variable(monkeypatch, variable, value, message):
