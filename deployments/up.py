@@ -9,13 +9,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import httpx
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_API_PORT, temporary_settings
 
 from deployments.deploy import PREFECT, deploy
+from deployments.processes import kill_group, process_tree, stop_signals_interrupt
 from deployments.worker import POOLS, offer_for, run_host
 from tasks.settings import ConfigError, Settings
 
@@ -69,12 +70,13 @@ def prefect_server(run_dir: Path, port: int = 4200) -> Iterator[str]:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the server and whatever it started (its own session)."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
-        try:
+        with suppress(subprocess.TimeoutExpired):
             process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    kill_group(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def up(settings: Settings, run_dir: Path) -> None:
@@ -85,8 +87,11 @@ def up(settings: Settings, run_dir: Path) -> None:
         )
     offer_for(settings, POOLS)  # refuse a host that cannot run before starting anything
     run_dir.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        api = os.environ.get("PREFECT_API_URL") or stack.enter_context(prefect_server(run_dir))
+    # until the host's drain takes over, a stop signal unwinds what was started (the server)
+    with process_tree(), stop_signals_interrupt(), ExitStack() as stack:
+        api = os.environ.get("PREFECT_API_URL") or stack.enter_context(
+            prefect_server(run_dir, PREFECT_SERVER_API_PORT.value())
+        )
         # Prefect reads its settings at import: this process's clients need telling too
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
         os.environ["PREFECT_API_URL"] = api

@@ -12,10 +12,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from deployments.deploy import PREFECT, ROOT
+from deployments.processes import STOP_SIGNALS, alive, kill_group, process_tree
 from tasks.capacity import CapacityManager, cost_table, settings_budget
 from tasks.dispatch import ControlPlane, Ending, dispatch_until, settle_dead_run, stopping
 from tasks.planning import HostOffer, host_offer
@@ -52,33 +53,24 @@ def offer_for(settings: Settings, pools: tuple[str, ...]) -> HostOffer:
 
 
 def flow_run_processes(worker: subprocess.Popen[bytes]) -> dict[int, str]:
-    """The flow-run processes a Prefect worker started, by pid, with their flow-run ids."""
-    found = {}
+    """The flow-run processes a Prefect worker started, by pid, with their flow-run ids ("" for
+    one still preparing its workspace: it becomes the run's engine, same pid, when ready)."""
     try:
         children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
     except OSError:
-        return found
-    for pid in map(int, children):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        for item in environ:
-            if item.startswith(b"PREFECT__FLOW_RUN_ID="):
-                found[pid] = item.split(b"=", 1)[1].decode()
-    return found
+        return {}
+    return {pid: flow_run_id(pid) for pid in map(int, children)}
 
 
-def alive(pid: int) -> bool:
+def flow_run_id(pid: int) -> str:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie (finished, not yet reaped by its parent) is gone for our purpose
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
-        return False
+        return ""
+    for item in environ:
+        if item.startswith(b"PREFECT__FLOW_RUN_ID="):
+            return item.split(b"=", 1)[1].decode()
+    return ""
 
 
 class Host:
@@ -117,15 +109,18 @@ class Host:
         """Note the runs the workers started, forget those that ended (a worker gone, its runs
         can still be followed by pid)."""
         for worker in self.workers.values():
-            self.runs.update(flow_run_processes(worker))
-        self.runs = {pid: run for pid, run in self.runs.items() if alive(pid)}
+            for pid, run_id in flow_run_processes(worker).items():
+                self.runs[pid] = run_id or self.runs.get(pid, "")
+        self.runs = {
+            pid: run_id or flow_run_id(pid) for pid, run_id in self.runs.items() if alive(pid)
+        }
 
     def drain(self, cp: ControlPlane | None) -> None:
         """Stop taking runs, let those in progress finish (up to WORKER_DRAIN_SECONDS), then
         stop the rest and settle their rows, so no run stays Running behind this host."""
         self.watch()
         for worker in self.workers.values():
-            worker.send_signal(signal.SIGKILL)  # it polls no more; its runs live on (own session)
+            kill_group(worker.pid, signal.SIGKILL)  # it polls no more; its runs live on
         for worker in self.workers.values():
             worker.wait()
         deadline = time.monotonic() + self.settings.worker_drain_seconds
@@ -141,16 +136,19 @@ class Host:
             return
         logger.warning("stopping %d run(s) still in progress", len(self.runs))
         if cp is not None:
-            stopping(cp, self.runs.values())
+            try:
+                stopping(cp, [run_id for run_id in self.runs.values() if run_id])
+            except Exception as exc:  # Redis down: their crash hooks will count an attempt
+                logger.warning("could not mark the runs as stopped by this host: %s", exc)
         for pid in self.runs:
-            os.kill(pid, signal.SIGTERM)  # the flow engine reports Crashed and runs on_crashed
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)  # the engine reports Crashed and runs on_crashed
         deadline = time.monotonic() + KILL_AFTER_S
         while time.monotonic() < deadline and any(alive(pid) for pid in self.runs):
             time.sleep(0.2)
         for pid, run_id in self.runs.items():
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-            if cp is not None:
+            kill_group(pid, signal.SIGKILL)  # the run's session: itself, Playwright's driver
+            if cp is not None and run_id:
                 self.settle(cp, run_id)
 
     def settle(self, cp: ControlPlane, run_id: str) -> None:
@@ -163,18 +161,23 @@ class Host:
             why = f"host {self.host_id} stopped during the run"
             env, job_id = run.parameters["env"], run.parameters["job_id"]
             settle_dead_run(cp, deployment, run_id, env, job_id, Ending.STOPPED, why)
-        except Exception:
-            logger.warning("could not settle run %s", run_id, exc_info=True)
+        except Exception as exc:  # Supabase or Prefect down: the reconciler does it later
+            logger.warning(
+                "could not settle run %s now (%s: %s); the rebalance will",
+                run_id,
+                type(exc).__name__,
+                exc,
+            )
 
 
 @contextmanager
 def signals_drain(host: Host) -> Iterator[None]:
-    """SIGTERM or Ctrl-C starts the drain; a second one hurries it."""
+    """SIGTERM, SIGHUP or Ctrl-C starts the drain; a second one hurries it."""
 
     def handler(signum: int, frame: object) -> None:
         (host.hurry if host.stopping.is_set() else host.stopping).set()
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -183,6 +186,12 @@ def signals_drain(host: Host) -> Iterator[None]:
 
 
 def run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None:
+    """Everything this host starts is stopped when it returns (see deployments.processes)."""
+    with process_tree():
+        _run_host(settings, pools, run_dir)
+
+
+def _run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     offer = offer_for(settings, pools)
     for note in offer.notes:

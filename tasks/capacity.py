@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 
 import redis
 
+from tasks.outages import Outages, redis_service
 from tasks.settings import Settings
 
 __all__ = [
@@ -469,7 +471,7 @@ class CapacityManager:
     ) -> Iterator[Lease]:
         """Reserve, renew in the background while the block runs, release at the end."""
         lease = self.reserve(kind, worker_id=worker_id, host_id=host_id)
-        with _every(self.lease_s / 3, lambda: self._renew_or_warn(lease)):
+        with _every(self.lease_s / 3, lambda: self._renew_or_warn(lease), self.client):
             try:
                 yield lease
             finally:
@@ -487,7 +489,8 @@ class CapacityManager:
         changed in place meanwhile (a host that drains offers nothing)."""
         host = host_id or socket.gethostname()
         self.register_host(host, budget, runs, notes)
-        with _every(self.host_ttl_s / 3, lambda: self.register_host(host, budget, runs, notes)):
+        beat = partial(self.register_host, host, budget, runs, notes)
+        with _every(self.host_ttl_s / 3, beat, self.client):
             try:
                 yield host
             finally:
@@ -509,15 +512,21 @@ def _lease_record(lease_id: str, kind: WorkerKind, cost: Cost, host_id: str) -> 
 
 
 @contextmanager
-def _every(interval_s: float, tick: Callable[[], None]) -> Iterator[None]:
+def _every(interval_s: float, tick: Callable[[], None], client: redis.Redis) -> Iterator[None]:
     stop = threading.Event()
+    # Redis down is said once with what to check, then once a minute, not at every beat
+    outages, service = Outages("capacity heartbeat", logger), redis_service(client)
 
     def loop() -> None:
         while not stop.wait(interval_s):
             try:
                 tick()
-            except redis.RedisError:
-                logger.exception("capacity heartbeat failed", extra={"action": "capacity_tick"})
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                outages.failed(exc, service)
+            except redis.RedisError as exc:
+                outages.failed(exc, None)
+            else:
+                outages.answered()
 
     thread = threading.Thread(target=loop, name="capacity-heartbeat", daemon=True)
     thread.start()

@@ -15,15 +15,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+import httpx
 import redis
 from prefect import get_client
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import PrefectHTTPStatusError
 
 from tasks.capacity import CapacityManager, CapacityStatus, cost_table
 from tasks.orchestration import Orchestrator
+from tasks.outages import SUPABASE, Outages, Service, prefect_service, redis_service
 from tasks.planning import Limits, free_slots, plan_limits, runs_to_create
 from tasks.pools import DOCUMENT_DEPLOYMENTS, DocumentDeployment, owner_run, run_owner
-from tasks.queue import Queue, Stage
+from tasks.queue import Queue, QueueError, Stage
 from tasks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -292,12 +295,24 @@ def _unleased_since(cp: ControlPlane, run: FlowRun, now: datetime) -> datetime:
     return datetime.fromisoformat(seen.decode()) if seen else now
 
 
+def service_of(exc: BaseException, cp: ControlPlane) -> Service | None:
+    """The service a failed dispatch says is down; None for any other error (a bug)."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return redis_service(cp.redis)
+    if isinstance(exc, QueueError):
+        return SUPABASE
+    if isinstance(exc, httpx.TransportError | PrefectHTTPStatusError):
+        return prefect_service()
+    return None
+
+
 def dispatch_until(cp: ControlPlane, every_s: float, stop: threading.Event) -> None:
     """`registre worker`'s loop: a new document starts within seconds when a slot is free."""
+    outages = Outages("dispatch", logger)
     while not stop.wait(every_s):
         try:
             dispatch(cp)
-        except Exception as exc:  # a Supabase or Prefect hiccup must not stop the host
-            logger.warning(
-                "dispatch failed, trying again in %.0f s: %s: %s", every_s, type(exc).__name__, exc
-            )
+        except Exception as exc:  # a service down must not stop the host, nor fill its log
+            outages.failed(exc, service_of(exc, cp))
+        else:
+            outages.answered()
