@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from tasks.allocation import Split, allocate, ocr_capacity
 from tasks.capacity import Budget, Cost, WorkerKind, max_count
@@ -23,6 +24,10 @@ from tasks.settings import ConfigError
 RUN_NAME_NUMBER_MAX = 60  # characters of the document number kept in a run's name
 RUN_NAME_SOURCE_MAX = 20  # and of its source ("plan_cadastraux" has 15)
 INSUFFICIENT = "Insufficient server capacity"  # the seed's words, which operators know
+_CAPACITY_HINT = (
+    "Lower the counts or the COST_* table, or set SERVER_MAX_CPU / SERVER_MAX_RAM to the"
+    " host's real size if it is larger"
+)
 
 
 class InsufficientCapacity(Exception):
@@ -129,7 +134,7 @@ def check_capacity(
     min_index: int,
     min_acte: int,
     pools: Iterable[str] = (REGISTRE_POOL, OCR_POOL),
-    overcommit: str = "refuse",
+    overcommit: Literal["refuse", "reduce"] = "refuse",
 ) -> CapacityCheck:
     """The seed's start-up check of WORKER_COUNT and OCR_WORKER_POOL_SIZE against the host's
     budget, before anything starts. Counts that fit pass unchanged, so host_offer then runs
@@ -175,18 +180,24 @@ def check_capacity(
         what = f"{_runs(r, 'registre')} + OCR_WORKER_POOL_SIZE={_runs(p, 'OCR')}"
         why = _lacking(what, registre * r + ocr_each * p, budget)
         short.append(("OCR_WORKER_POOL_SIZE", p, offer.ocr, why))
+    starved = [(variable, why) for variable, _, fits, why in short if fits == 0]
     if overcommit != "reduce":
-        raise InsufficientCapacity(
-            f"{INSUFFICIENT}: " + "; ".join(why for *_, why in short) + f". {_CAPACITY_HINT},"
-            f" or set CAPACITY_OVERCOMMIT=reduce to run {_runs(offer.registre, 'registre')}"
+        reduce = (
+            f", or set CAPACITY_OVERCOMMIT=reduce to run {_runs(offer.registre, 'registre')}"
             f" + {_runs(offer.ocr, 'OCR')}"
         )
-    for variable, _, fits, why in short:
-        if fits == 0:
-            raise InsufficientCapacity(
-                f"{INSUFFICIENT}: {why}. CAPACITY_OVERCOMMIT=reduce would leave {variable}=0"
-                f" and its documents waiting for ever. {_CAPACITY_HINT}"
-            )
+        raise InsufficientCapacity(
+            f"{INSUFFICIENT}: "
+            + "; ".join(why for *_, why in short)
+            + f". {_CAPACITY_HINT}"
+            + ("" if starved else reduce)
+        )
+    if starved:
+        variable, why = starved[0]
+        raise InsufficientCapacity(
+            f"{INSUFFICIENT}: {why}. CAPACITY_OVERCOMMIT=reduce would leave {variable}=0 and its"
+            f" documents waiting for ever. {_CAPACITY_HINT}"
+        )
     warnings = tuple(
         f"{INSUFFICIENT}: {why}; CAPACITY_OVERCOMMIT=reduce: {variable} reduced from"
         f" {configured} to {fits}"
@@ -197,12 +208,6 @@ def check_capacity(
         offer.ocr if ocr_here else ocr_pool_size,
         warnings,
     )
-
-
-_CAPACITY_HINT = (
-    "Lower the counts or the COST_* table, or set SERVER_MAX_CPU / SERVER_MAX_RAM to the"
-    " host's real size if it is larger"
-)
 
 
 @dataclass(frozen=True)

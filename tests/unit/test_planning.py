@@ -180,6 +180,16 @@ def test_ocr_minimums_that_do_not_fit_are_refused_in_both_modes(overcommit):
         check(Budget(1.6, 18.8), worker_count=3, overcommit=overcommit)
 
 
+def test_a_refusal_offers_reduce_only_when_reduce_would_run_every_stage():
+    with pytest.raises(InsufficientCapacity) as info:
+        check(Budget(4, 8), worker_count=1)  # not one registre run fits beside the minimums
+    assert str(info.value).startswith(
+        "Insufficient server capacity: WORKER_COUNT=1 registre run beside the OCR minimums"
+        " (1 index + 1 acte): CPU needs 5.5 vCPU, 4 vCPU available. Lower the counts"
+    )
+    assert "CAPACITY_OVERCOMMIT" not in str(info.value)
+
+
 def test_reduce_never_starves_a_stage_to_zero_runs():
     # 4 vCPU: the minimums take 2.5, a registre run (3) does not fit beside them
     with pytest.raises(InsufficientCapacity, match="would leave WORKER_COUNT=0 and its documents"):
