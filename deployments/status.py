@@ -250,7 +250,7 @@ def held(src: Sources) -> Data:
     per_env = _per_env(src, read)
     rows = [r for env_rows in per_env.values() if isinstance(env_rows, list) for r in env_rows]
     prefect_down = _add_run_states(src, rows)
-    return {"longer_than_s": src.held_expected_s, "environments": per_env,
+    return {"longer_than_s": round(src.held_expected_s), "environments": per_env,
             "prefect": {"down": prefect_down} if prefect_down else None}  # fmt: skip
 
 
