@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -26,7 +27,7 @@ from tasks.gemini import (
     GeminiError,
     GeminiRejected,
     GeminiRetryLater,
-    Usage,
+    GenerateResult,
     document_part,
 )
 from tasks.index_rows import IndexPage
@@ -36,16 +37,16 @@ from tasks.ocr import Gemini, OcrFailed, boost_acte, boost_index, read_acte, rea
 from tasks.pages import PageOptions, PdfError, check_page_count
 from tasks.pages import render_pages as page_images
 from tasks.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
-from tasks.queue import Job, Queue, QueueError
+from tasks.pricing import GeminiBill, price_table
+from tasks.queue import Job, LeaseLost, Queue, QueueError
 from tasks.ratelimit import RateLimitError
 from tasks.settings import Settings, get_settings
 from tasks.storage import Storage
 
 
 @task(cache_policy=NO_CACHE, task_run_name="read-page-{number}", tags=["gemini"])
-def read_page(gemini: Gemini, number: int, jpeg: bytes) -> tuple[IndexPage, Usage]:
-    page, result = read_index_page(gemini, jpeg)
-    return page, result.usage
+def read_page(gemini: Gemini, number: int, jpeg: bytes) -> tuple[IndexPage, GenerateResult]:
+    return read_index_page(gemini, jpeg)
 
 
 @task(cache_policy=NO_CACHE)
@@ -55,24 +56,24 @@ def fetch_pdf(job: Job, queue: Queue) -> bytes:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="boost-index", tags=["gemini"])
-def boost(gemini: Gemini, raw_text: str, pages: int) -> tuple[list[IndexPage], Usage]:
-    boosted, result = boost_index(gemini, raw_text, pages)
-    return boosted, result.usage
+def boost(gemini: Gemini, raw_text: str, pages: int) -> tuple[list[IndexPage], GenerateResult]:
+    return boost_index(gemini, raw_text, pages)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="transcribe-acte", tags=["gemini"])
-def transcribe(gemini: Gemini, part: Any, pages: int) -> str:
-    return read_acte(gemini, part, pages).text
+def transcribe(gemini: Gemini, part: Any, pages: int) -> GenerateResult:
+    return read_acte(gemini, part, pages)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="boost-acte", tags=["gemini"])
-def boost_transcription(gemini: Gemini, raw_text: str) -> str:
-    return boost_acte(gemini, raw_text).text
+def boost_transcription(gemini: Gemini, raw_text: str) -> GenerateResult:
+    return boost_acte(gemini, raw_text)
 
 
 def read_all_pages(
-    gemini: Gemini, job: Job, pdf: bytes, settings: Settings, lease: LeaseKeeper
-) -> list[IndexPage]:
+    gemini: Gemini, job: Job, pdf: bytes, settings: Settings, lease: LeaseKeeper,
+    bill: GeminiBill,
+) -> list[IndexPage]:  # fmt: skip
     """Pages rendered and read with at most `ocr_page_concurrency` in flight, in order; stops
     when the lease is lost (the row would be read twice)."""
     total = check_page_count(pdf, settings.ocr_max_pages)
@@ -80,15 +81,17 @@ def read_all_pages(
         progress=0.0, key=f"ocr-progress-{job.id}", description=f"{job.label}: pages read"
     )
     pages: list[IndexPage] = []
-    in_flight: deque[PrefectFuture[tuple[IndexPage, Usage]]] = deque()
+    in_flight: deque[PrefectFuture[tuple[IndexPage, GenerateResult]]] = deque()
 
     def collect_oldest() -> None:
-        page, usage = in_flight.popleft().result()
+        page, result = in_flight.popleft().result()
+        cost = bill.add(result.model, result.usage)
         pages.append(page)
         update_progress_artifact(artifact_id=progress, progress=100.0 * len(pages) / total)
         get_run_logger().info(
-            "page %d/%d: %d rows, %d tokens", len(pages), total, len(page.rows), usage.total_tokens
-        )
+            "page %d/%d: %d rows, %d tokens, $%.4f", len(pages), total, len(page.rows),
+            result.usage.total_tokens, cost,
+        )  # fmt: skip
 
     options = PageOptions(dpi=settings.ocr_dpi)
     for number, jpeg in page_images(pdf, options):
@@ -105,11 +108,13 @@ def read_all_pages(
 
 
 def ocr_index_document(
-    gemini: Gemini, job: Job, pdf: bytes, settings: Settings, lease: LeaseKeeper
-) -> dict[str, Any]:
-    pages = read_all_pages(gemini, job, pdf, settings, lease)
+    gemini: Gemini, job: Job, pdf: bytes, settings: Settings, lease: LeaseKeeper,
+    bill: GeminiBill,
+) -> dict[str, Any]:  # fmt: skip
+    pages = read_all_pages(gemini, job, pdf, settings, lease, bill)
     raw_text = render_pages(pages)
-    boosted, _ = boost(gemini, raw_text, len(pages))
+    boosted, result = boost(gemini, raw_text, len(pages))
+    bill.add(result.model, result.usage)
     create_table_artifact(
         key=f"index-rows-{job.id}",
         table=[
@@ -130,12 +135,18 @@ def ocr_index_document(
 SETUP_STATUS = (401, 403, 404)  # a revoked key or a wrong model name: not the document's fault
 
 
-def ocr_acte_document(gemini: Gemini, job: Job, pdf: bytes, max_pages: int) -> dict[str, Any]:
+def ocr_acte_document(
+    gemini: Gemini, job: Job, pdf: bytes, max_pages: int, bill: GeminiBill
+) -> dict[str, Any]:
     pages = check_page_count(pdf, max_pages)  # a bad PDF fails here, before any Gemini call
     name = f"acte-{job.document_number}"
     with document_part(gemini.client, pdf, mime_type="application/pdf", display_name=name) as part:
-        raw = transcribe(gemini, part, pages)
-    boosted = boost_transcription(gemini, raw)
+        transcription = transcribe(gemini, part, pages)
+    bill.add(transcription.model, transcription.usage)
+    raw = transcription.text
+    boosting = boost_transcription(gemini, raw)
+    bill.add(boosting.model, boosting.usage)
+    boosted = boosting.text
     create_markdown_artifact(
         key=f"acte-{job.id}", markdown=boosted, description=f"{job.label}: boosted text"
     )
@@ -167,15 +178,58 @@ def ocr_document(deployment: DocumentDeployment, env: str, job_id: str) -> Any:
             return run.skipped
         job, settings = run.job, run.settings
         gemini = Gemini.from_settings(settings)
-        pdf = fetch_pdf(job, run.queue)
-        if deployment is OCR_INDEX:
-            texts = ocr_index_document(gemini, job, pdf, settings, run.lease)
-        else:
-            texts = ocr_acte_document(gemini, job, pdf, settings.ocr_max_pages)
-        run.lease.check()
-        status = run.queue.mark_ocr_done(job, texts)
+        bill = GeminiBill(price_table(settings.gemini_prices))
+        try:
+            pdf = fetch_pdf(job, run.queue)
+            if deployment is OCR_INDEX:
+                texts = ocr_index_document(gemini, job, pdf, settings, run.lease, bill)
+            else:
+                texts = ocr_acte_document(gemini, job, pdf, settings.ocr_max_pages, bill)
+            run.lease.check()
+        except Exception:
+            record_failed_spend(run.queue, job, bill)  # paid for even though the run failed
+            raise
+        spend = spend_columns(job, bill)
+        status = run.queue.mark_ocr_done(job, {**texts, **spend})
+    show_spend(job, bill, spend["gemini_cost_usd"])
     get_run_logger().info("%s: OCR complete", job.label)
     return {"env": job.env, "id": job.id, "status_id": status}
+
+
+def spend_columns(job: Job, bill: GeminiBill) -> dict[str, Any]:
+    """The row's Gemini spending: earlier attempts' (on the row) plus this run's."""
+    return {**bill.columns(job.row.get("gemini_usage")), "gemini_cost_at": _now()}
+
+
+def record_failed_spend(queue: Queue, job: Job, bill: GeminiBill) -> None:
+    """Best effort: the failure itself is what must reach the row."""
+    if not bill.models:
+        return
+    try:
+        queue.record(job, spend_columns(job, bill))
+    except (LeaseLost, QueueError) as exc:
+        get_run_logger().warning("%s: Gemini spending not recorded: %s", job.label, exc)
+    else:
+        show_spend(job, bill, None)
+
+
+def show_spend(job: Job, bill: GeminiBill, document_usd: float | None) -> None:
+    """The run's Gemini tokens and cost, per model, in its artifacts and its log."""
+    rows = bill.rows()
+    create_table_artifact(
+        key=f"ocr-cost-{job.id}",
+        table=[*rows, {"model": "total", "input tokens": sum(r["input tokens"] for r in rows),
+                       "output tokens": sum(r["output tokens"] for r in rows),
+                       "USD": bill.total_usd}],
+        description=f"{job.label}: Gemini tokens and cost of this run (output includes thinking)",
+    )  # fmt: skip
+    spent = "; ".join(
+        f"{r['model']} {r['input tokens']} in / {r['output tokens']} out ${r['USD']:.4f}"
+        for r in rows
+    )
+    so_far = "" if document_usd is None else f", ${document_usd:.4f} for the document so far"
+    get_run_logger().info("%s: Gemini %s: $%.4f this run%s", job.label, spent or "no call",
+                          bill.total_usd, so_far)  # fmt: skip
 
 
 @flow(name=OCR_INDEX.flow, **HOOKS)
@@ -201,6 +255,10 @@ def main() -> None:
     flow_fn = ocr_index if args.kind == "index" else ocr_acte
     with this_host_registered(get_settings()):
         print(flow_fn(env=args.env, job_id=args.job_id))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 if __name__ == "__main__":

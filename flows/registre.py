@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact
+from prefect.artifacts import acreate_table_artifact, create_link_artifact
 from prefect.cache_policies import NO_CACHE
 from redis import RedisError
 from redis.asyncio import Redis
 
 from flows.common import HOOKS, Failure, Verdict, document_run, this_host_registered
+from tasks.costs import Reuse, fresh_download, reuse_hours
 from tasks.pools import REGISTRE
 from tasks.queue import Job, Queue, QueueError
 from tasks.registry.accounts import AccountPool
@@ -120,12 +121,47 @@ async def registre(env: str, job_id: str) -> Any:
         if run.job is None or run.lease is None:
             return run.skipped
         job = run.job
-        result = await download(job, run.queue, settings, Path(evidence_dir))
-        run.lease.check()
-        path = store_pdf(job, run.queue, result.pdf)
+        # before any browser: a recent download of the same document is already paid for
+        reuse = fresh_download(run.queue, job, reuse_hours(settings, job.document_source))
+        if reuse is None:
+            result = await download(job, run.queue, settings, Path(evidence_dir))
+            run.lease.check()
+            path = store_pdf(job, run.queue, result.pdf)
+            get_run_logger().info("%s stored at %s (%d bytes)", job.label, path,
+                                  result.size_bytes)  # fmt: skip
+        else:
+            path = reuse.supabase_path
+        fee = 0.0 if reuse else settings.registry_fee_usd
+        run.queue.record(job, registry_columns(job, fee, reuse))
         status = run.queue.mark_downloaded(job, path)
-    get_run_logger().info("%s stored at %s (%d bytes)", job.label, path, result.size_bytes)
-    return {"env": job.env, "id": job.id, "supabase_path": path, "status_id": status}
+    await show_registry_cost(job, path, fee, reuse)
+    return {"env": job.env, "id": job.id, "supabase_path": path, "status_id": status,
+            "reused_from": reuse and reuse.row_id}  # fmt: skip
+
+
+def registry_columns(job: Job, fee_usd: float, reuse: Reuse | None) -> dict[str, Any]:
+    """The row's registry fees (earlier downloads' plus this one's) and the reused row."""
+    earlier = float(job.row.get("registry_cost_usd") or 0)
+    return {"registry_cost_usd": round(earlier + fee_usd, 6),
+            "reused_from": reuse and reuse.row_id}  # fmt: skip
+
+
+async def show_registry_cost(job: Job, path: str, fee_usd: float, reuse: Reuse | None) -> None:
+    """What the download cost, or which earlier download it reused, in the run's artifacts
+    and log."""
+    if reuse is None:
+        how = "downloaded from the registry"
+        if fee_usd == 0:
+            how += " (REGISTRY_FEE_USD is not set: the fee counts as 0)"
+    else:
+        how = (f"reused the PDF of row {reuse.row_id}, downloaded {reuse.downloaded_at}:"
+               " nothing paid")  # fmt: skip
+    await acreate_table_artifact(
+        key=f"registry-cost-{job.id}",
+        table=[{"document": job.label, "PDF": path, "how": how, "USD": fee_usd}],
+        description=f"{job.label}: the registry's fee",
+    )
+    get_run_logger().info("%s: %s, registry fee $%.2f", job.label, how, fee_usd)
 
 
 def main() -> None:

@@ -176,8 +176,14 @@ class RetryPolicy:
 @dataclass(frozen=True, kw_only=True)
 class Usage:
     prompt_tokens: int
-    output_tokens: int
+    output_tokens: int  # the answer's tokens (candidates), thinking excluded
     total_tokens: int
+    thoughts_tokens: int = 0  # the 2.5 models think unless told not to
+
+    @property
+    def billed_output_tokens(self) -> int:
+        """Google bills thinking tokens as output tokens."""
+        return self.output_tokens + self.thoughts_tokens
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -397,6 +403,7 @@ def _result(
         prompt_tokens=(meta.prompt_token_count or 0) if meta else 0,
         output_tokens=(meta.candidates_token_count or 0) if meta else 0,
         total_tokens=(meta.total_token_count or 0) if meta else 0,
+        thoughts_tokens=(meta.thoughts_token_count or 0) if meta else 0,
     )
     _bookkeep(limiter.reconcile, permit, usage.prompt_tokens)  # what the TPM quota counts
     text = _check_output(response, model)
