@@ -282,13 +282,45 @@ def _settings(**environ: str | None) -> Settings:
 
 
 @app.command("deploy")
-def deploy_command() -> None:
+def deploy_command(
+    docker: Annotated[
+        bool, typer.Option("--docker", help="Docker pools: each run is a container of the image")
+    ] = False,
+    image: Annotated[
+        str | None, typer.Option(help="with --docker: the image [default: registre-flows:latest]")
+    ] = None,
+    env_file: Annotated[
+        str | None,
+        typer.Option(
+            help="with --docker: the settings file on each Docker host, the runs' .env"
+            " [default: /etc/registre/registre.env]"
+        ),
+    ] = None,
+    network: Annotated[
+        str | None,
+        typer.Option(help="with --docker: host, or a Docker network's name [default: host]"),
+    ] = None,
+) -> None:
     """Create or update the work pools (registre, ocr with queues index and acte, control), then
-    `prefect deploy --all` from prefect.yaml. Once per Prefect server (PREFECT_API_URL)."""
+    `prefect deploy --all` from prefect.yaml. Once per Prefect server (PREFECT_API_URL).
+    Process pools, or with --docker Docker pools (docs/docker.md)."""
     from deployments.deploy import deploy
+    from deployments.docker import DockerOptions
 
-    deploy(_settings())
-    console.print("pools and deployments are in place; start hosts with `registre worker`")
+    given = {"image": image, "env_file": env_file, "network": network}
+    given = {name: value for name, value in given.items() if value is not None}
+    if given and not docker:
+        options = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+        console.print(f"[red]{options}: only with --docker[/red]")
+        raise typer.Exit(2)
+    settings = _settings()
+    try:
+        deploy(settings, DockerOptions(**given) if docker else None)
+    except (ValueError, ConfigError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    kind = "Docker pools" if docker else "pools"
+    console.print(f"{kind} and deployments are in place; start hosts with `registre worker`")
 
 
 @app.command("worker")
