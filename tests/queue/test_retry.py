@@ -222,3 +222,25 @@ def test_a_retried_row_gets_a_new_run(prod, make_settings):
 
     (after,) = queue.claimable(Stage.REGISTRE, None, 5)
     assert after.id == before.id and after.version != before.version
+
+
+def test_rows_failed_by_the_workers_own_calls_are_retried(prod, make_settings):
+    project = prod["prod"]
+    project.sql(
+        "INSERT INTO extraction_queue (document_source, document_number, cadastre)"
+        " VALUES ('index', '1', 'CQ'), ('index', '2', 'CQ')"
+    )
+    queue = Queue(make_settings(prod))
+    first, second = queue.claim(Stage.REGISTRE, 2, "registre-run")
+    queue.fail(first, "Document not found: inexistante", permanent=True)
+    queue.mark_downloaded(second, "index/2.pdf")
+    (ocr,) = queue.claim(Stage.OCR, 1, "ocr-run")
+    queue.fail(ocr, "Gemini answered 503", permanent=True)
+
+    retried = {r.id: r for r in queue.retry(env="prod")["prod"]}
+
+    assert retried[first.id].stage is Stage.REGISTRE and retried[ocr.id].stage is Stage.OCR
+    assert row(project, first.id)["status_id"] == SEED.waiting
+    assert row(project, ocr.id)["status_id"] == SEED.ready_for_ocr
+    assert [j.id for j in queue.claim(Stage.OCR, 5, "ocr-run-2")] == [ocr.id]
+    assert [j.id for j in queue.claim(Stage.REGISTRE, 5, "registre-run-2")] == [first.id]
