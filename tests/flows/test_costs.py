@@ -9,10 +9,10 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from flows.ocr import ocr_acte
+from flows.ocr import ocr_acte, ocr_index
 from flows.registre import registre
 from sandbox.registry import control
-from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS
+from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, render_pdf
 from tasks.costs import daily_costs
 from tasks.pricing import DEFAULT_PRICES
 from tasks.queue import Queue
@@ -138,3 +138,24 @@ def test_an_index_is_downloaded_again_unless_its_reuse_is_asked_for(priced, pipe
     asyncio.run(registre(env="prod", job_id=third))
     assert control.counters(pipeline.registry)["downloads"] == 2
     assert pipeline.row(third)["reused_from"] is not None
+
+
+def test_a_failed_read_still_records_what_gemini_was_paid(priced, pipeline):
+    job_id = pipeline.downloaded("index", render_pdf(INDEX), **index_columns())
+    httpx.post(
+        f"{pipeline.gemini}/_sandbox/faults", json={"invalid_argument_match": "TEXTE BRUT"}
+    ).raise_for_status()  # the boost
+
+    with pytest.raises(Exception, match="400 INVALID_ARGUMENT"):
+        ocr_index(env="prod", job_id=job_id)
+
+    row = pipeline.row(job_id)
+    assert row["status_id"] == SEED.error
+    pages = gemini_calls(pipeline.gemini)["gemini-2.5-flash"]
+    assert len(pages) == len(INDEX.pages)
+    assert set(row["gemini_usage"]) == {"gemini-2.5-flash"}  # a refused call is not billed
+    assert row["gemini_usage"]["gemini-2.5-flash"]["input_tokens"] == sum(
+        c["prompt_tokens"] for c in pages
+    )
+    assert row["gemini_cost_usd"] > 0
+    assert "gemini-2.5-flash" in artifact(f"ocr-cost-{job_id}")
