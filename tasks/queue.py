@@ -162,7 +162,8 @@ def with_network_retries(call: Callable[[], T], what: str) -> T:
                 unreachable = f"Supabase unreachable ({type(exc).__name__})"
                 raise QueueError(f"{what}: {unreachable}", unreachable) from exc
             delay = NETWORK_BACKOFF * 2**attempt
-            logger.warning("%s: %s, retrying in %.1fs", what, type(exc).__name__, delay)
+            # debug: the caller says the outcome (a loop would say this at every tick)
+            logger.debug("%s: %s, retrying in %.1fs", what, type(exc).__name__, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
 
