@@ -105,6 +105,11 @@ def pipeline(
         "REDIS_KEY_PREFIX": redis_prefix,
         "QUEUE_LEASE_SECONDS": "60",
         "GEMINI_MAX_ATTEMPTS": "3",
+        # A nominal host, not this machine: the stand-ins are light, and the budget detected on a
+        # 2-core machine holds no registre run of the real cost table.
+        "SERVER_MAX_CPU": "8",
+        "SERVER_MAX_RAM": "16",
+        "OCR_WORKER_POOL_SIZE": "2",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
