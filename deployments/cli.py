@@ -247,8 +247,10 @@ def retry_command(
         console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     if dry_run:
-        table = Table("environment", "id", "source", "number", "failed in", "failed at",
-                      "goes back to", "error")  # fmt: skip
+        table = Table("environment")
+        table.add_column("id", no_wrap=True, min_width=36)  # whole, to be pasted back
+        for column in ("source", "number", "failed in", "failed at", "goes back to", "error"):
+            table.add_column(column)
         for rows in found.values():
             for r in rows:
                 table.add_row(r.env, r.id, escape(r.source), escape(r.number[:40]), r.stage,
