@@ -321,8 +321,10 @@ def deploy_command(
     except (ValueError, ConfigError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    kind = "Docker pools" if docker else "pools"
-    console.print(f"{kind} and deployments are in place; start hosts with `registre worker`")
+    if docker:
+        console.print("Docker pools and deployments are in place; hosts: see docs/docker.md")
+    else:
+        console.print("pools and deployments are in place; start hosts with `registre worker`")
 
 
 @app.command("worker")
