@@ -350,6 +350,8 @@ def worker_command(
     except (ConfigError, InsufficientCapacity, QueueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C before the host was up: what it started is stopped
+        console.print("stopped")
 
 
 @app.command("up")
