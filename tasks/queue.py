@@ -524,6 +524,17 @@ class Queue:
                     f" status: this database uses the {other!r} ids, set STATUS_MAPPING={other}"
                 )
 
+    def record(self, job: Job, fields: dict[str, Any]) -> None:
+        """Write `fields` on a row this owner still holds in its stage, its status unchanged
+        (what the run spent, the earlier download it reused); LeaseLost if it is held no more."""
+        _, processing, _ = self._statuses_for(job.stage)
+        request = (self.client(job.env).table("extraction_queue").update(fields)
+                   .eq("id", job.id).eq("lease_owner", job.owner)
+                   .eq("lease_stage", job.stage.value).eq("status_id", processing))  # fmt: skip
+        rows = with_network_retries(lambda: request.execute().data, f"{job.label}: record")
+        if not rows:
+            raise LeaseLost(f"{job.label}: not recorded, the lease was lost before the write")
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()

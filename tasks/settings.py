@@ -107,6 +107,18 @@ class Settings(BaseSettings):
     # acte's whole PDF goes to Gemini in one call (its limit is 1,000 pages).
     ocr_max_pages: int = Field(300, ge=1)
 
+    # Money (tasks/pricing.py, tasks/costs.py). GEMINI_PRICES: a JSON object over the default
+    # price table, {"<model>": {"input": USD, "output": USD per million tokens, optionally
+    # "long_input", "long_output" and "long_above_tokens" for long prompts}}.
+    gemini_prices: str = ""
+    # The registry's fee per document consulted, in USD (it bills CAD: convert). Not known to this
+    # project: read it from the registry's invoices ("Historique des factures") and set it.
+    registry_fee_usd: float = Field(0.0, ge=0)
+    # A request for a document downloaded this recently (same source, number, circonscription,
+    # cadastre, désignation, acte type) reuses that PDF instead of paying again; 0: never reuse.
+    reuse_download_hours: float = Field(168, ge=0)
+    reuse_index_downloads: bool = False  # an index changes with every registration
+
     @model_validator(mode="after")
     def _url_and_key_together(self) -> Settings:
         for env in ENVIRONMENT_ORDER:
@@ -120,6 +132,16 @@ class Settings(BaseSettings):
                 )
             if url and not url.startswith(("http://", "https://")):
                 raise ValueError(f"{env.upper()}_SUPABASE_URL must start with http:// or https://")
+        return self
+
+    @model_validator(mode="after")
+    def _models_priced(self) -> Settings:
+        from tasks.pricing import check_priced, price_table  # pure; imported here to keep it apart
+
+        check_priced(price_table(self.gemini_prices), {
+            "GEMINI_EXTRACT_MODEL": self.gemini_extract_model,
+            "GEMINI_BOOST_MODEL": self.gemini_boost_model,
+        })  # fmt: skip
         return self
 
     def size_origin(self, resource: Literal["cpu", "ram"]) -> str:
