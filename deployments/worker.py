@@ -155,9 +155,11 @@ class Host:
         """A run this host stopped: Crashed in Prefect, its capacity and row given back."""
         try:
             run = cp.orchestrator.client.read_flow_run(run_id)
-            deployment = cp.orchestrator.deployment_of(run)
             if run.state and not run.state.is_final():
                 cp.orchestrator.mark_crashed(run, f"host {self.host_id} stopped")
+            if "job_id" not in run.parameters:
+                return  # a rebalance: no row to give back
+            deployment = cp.orchestrator.deployment_of(run)
             why = f"host {self.host_id} stopped during the run"
             env, job_id = run.parameters["env"], run.parameters["job_id"]
             settle_dead_run(cp, deployment, run_id, env, job_id, Ending.STOPPED, why)
