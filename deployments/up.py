@@ -70,10 +70,10 @@ def prefect_server(run_dir: Path, port: int = 4200) -> Iterator[str]:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the server and whatever it started (its own session)."""
+    """Stop the server and whatever it started (its own session); at once on a second Ctrl-C."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
-        with suppress(subprocess.TimeoutExpired):
+        with suppress(subprocess.TimeoutExpired, KeyboardInterrupt):
             process.wait(20)
     kill_group(process.pid, signal.SIGKILL)
     process.wait()
