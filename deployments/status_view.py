@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from deployments.status import HELD_EXPECTED_S, SECTIONS, Data, Sources, snapshot
@@ -100,7 +100,9 @@ def limits(data: Data) -> RenderableType:
     return Group(table, *filter(None, notes))
 
 
-def _per_env(data: Data, title: str, columns: list[str], rows: Callable[[Any], list]) -> Group:
+def _per_env(
+    data: Data, title: str, columns: list[str | Column], rows: Callable[[Any], list]
+) -> Group:
     table = Table("environment", *columns, title=title)
     notes = []
     for env, env_data in data.items():
@@ -109,7 +111,8 @@ def _per_env(data: Data, title: str, columns: list[str], rows: Callable[[Any], l
             continue
         for row in rows(env_data):
             table.add_row(env, *row)
-    return Group(table, *notes)
+    shown = table if table.row_count else Text(f"{title}: none", style="green")
+    return Group(shown, *notes)
 
 
 def queue(data: Data) -> RenderableType:
@@ -130,17 +133,26 @@ def queue(data: Data) -> RenderableType:
     return _per_env(data, "Queue", ["status", *(s or "(none)" for s in sources), "total"], rows)
 
 
+def _document(row: Data) -> str:
+    return f"{row['source'] or '-'} {row['number'] or '-'}"
+
+
+def _run(run: Data | None) -> str:
+    if run is None:
+        return "(not a deployment's run)"
+    return f"{run['state'] or 'state unknown'}: {run['name'] or run['id']}"
+
+
 def held(data: Data) -> RenderableType:
     def rows(found: list[Data]) -> list[list[str]]:
         return [
-            [r["source"] or "-", r["number"] or "-", r["stage"], f"{r['held_s'] // 60} min",
-             r["owner"], (r["run"] or {}).get("state") or "?", (r["run"] or {}).get("name") or ""]
+            [_document(r), r["stage"], f"{r['held_s'] // 60} min", r["owner"], _run(r["run"])]
             for r in found
-        ]  # fmt: skip
+        ]
 
-    minutes = f"{data['longer_than_s'] / 60:g}"
-    title = f"Held longer than {minutes} min"
-    columns = ["source", "number", "stage", "held", "owner", "run state", "run"]
+    title = f"Held longer than {data['longer_than_s'] / 60:g} min"
+    columns = ["document", "stage", "held", Column("owner (flow run id)", overflow="fold"),
+               Column("run in Prefect", overflow="fold")]  # fmt: skip
     group = _per_env(data["environments"], title, columns, rows)
     prefect = _down("run states (Prefect)", data["prefect"])
     return Group(group, prefect) if prefect else group
@@ -149,12 +161,12 @@ def held(data: Data) -> RenderableType:
 def errors(data: Data) -> RenderableType:
     def rows(found: list[Data]) -> list[list[str]]:
         return [
-            [_ago(r["when"]), r["source"] or "-", r["number"] or "-", r["stage"],
-             (r["message"] or "")[:MESSAGE_CHARS]]
+            [_ago(r["when"]), _document(r), r["stage"], (r["message"] or "")[:MESSAGE_CHARS]]
             for r in found
-        ]  # fmt: skip
+        ]
 
-    return _per_env(data, "Last errors", ["when", "source", "number", "stage", "message"], rows)
+    columns = ["when", "document", "stage", Column("message", ratio=1)]
+    return _per_env(data, "Last errors", columns, rows)
 
 
 RENDERERS: dict[str, Callable[[Any], RenderableType]] = {
