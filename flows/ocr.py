@@ -38,7 +38,7 @@ from tasks.pages import PageOptions, PdfError, check_page_count
 from tasks.pages import render_pages as page_images
 from tasks.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
 from tasks.pricing import GeminiBill, price_table
-from tasks.queue import Job, LeaseLost, Queue, QueueError
+from tasks.queue import Job, Queue, QueueError
 from tasks.ratelimit import RateLimitError
 from tasks.settings import Settings, get_settings
 from tasks.storage import Storage
@@ -202,15 +202,15 @@ def spend_columns(job: Job, bill: GeminiBill) -> dict[str, Any]:
 
 
 def record_failed_spend(queue: Queue, job: Job, bill: GeminiBill) -> None:
-    """Best effort: the failure itself is what must reach the row."""
+    """Best effort: the failure itself is what must reach the row, and it is being raised."""
     if not bill.models:
         return
     try:
         queue.record(job, spend_columns(job, bill))
-    except (LeaseLost, QueueError) as exc:
-        get_run_logger().warning("%s: Gemini spending not recorded: %s", job.label, exc)
-    else:
         show_spend(job, bill, None)
+    except Exception as exc:
+        get_run_logger().warning("%s: Gemini spending not recorded: %s: %s", job.label,
+                                 type(exc).__name__, exc)  # fmt: skip
 
 
 def show_spend(job: Job, bill: GeminiBill, document_usd: float | None) -> None:
