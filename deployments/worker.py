@@ -91,8 +91,6 @@ class Host:
             "start",
             "--pool",
             pool,
-            "--type",
-            "process",
             "--limit",
             str(limit),
             "--name",

@@ -86,6 +86,13 @@ def run(run_dir: Path, up_args: list[str]) -> int:
             gemini_url = stack.enter_context(
                 gemini.serve(gemini_key, rpm=1600, tpm=6_400_000, port=ports["gemini"])
             )
+        nominal = {"SERVER_MAX_CPU": "8", "SERVER_MAX_RAM": "16", "OCR_WORKER_POOL_SIZE": "2"}
+        if not any(os.environ.get(name) for name in ("SERVER_MAX_CPU", "SERVER_MAX_RAM")):
+            # The stand-ins are light: size the host as the seed's reference one, so that the
+            # demo runs on a laptop whose own budget holds no registre run of the cost table.
+            os.environ.update({k: os.environ.get(k) or v for k, v in nominal.items()})
+            print("local mode: a nominal 8 vCPU / 16 GB host with 1 registre and 2 OCR runs"
+                  " (set SERVER_MAX_CPU / SERVER_MAX_RAM to size it yourself)", flush=True)  # fmt: skip
         os.environ.update({
             "DEV_SUPABASE_URL": supabase,
             "DEV_SUPABASE_SERVICE_KEY": service_key,
