@@ -91,8 +91,11 @@ def run(run_dir: Path, up_args: list[str]) -> int:
             # The stand-ins are light: size the host as the seed's reference one, so that the
             # demo runs on a laptop whose own budget holds no registre run of the cost table.
             os.environ.update({k: os.environ.get(k) or v for k, v in nominal.items()})
-            print("local mode: a nominal 8 vCPU / 16 GB host with 1 registre and 2 OCR runs"
-                  " (set SERVER_MAX_CPU / SERVER_MAX_RAM to size it yourself)", flush=True)  # fmt: skip
+            print(
+                "local mode: a nominal 8 vCPU / 16 GB host with 1 registre and 2 OCR runs"
+                " (set SERVER_MAX_CPU / SERVER_MAX_RAM to size it yourself)",
+                flush=True,
+            )
         os.environ.update({
             "DEV_SUPABASE_URL": supabase,
             "DEV_SUPABASE_SERVICE_KEY": service_key,
