@@ -22,6 +22,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from supabase import Client
 
 from tasks.capacity import CapacityManager
+from tasks.costs import daily_costs
 from tasks.orchestration import Orchestrator
 from tasks.pools import owner_run
 from tasks.queue import Queue, QueueError, Stage, with_network_retries
@@ -294,6 +295,18 @@ def errors(src: Sources) -> Data:
     return _per_env(src, read)
 
 
+def costs(src: Sources) -> Data:
+    """Today's spending (UTC day) per environment: registry fees, Gemini tokens by model."""
+    today = datetime.now(UTC).date()
+
+    def read(q: Queue, env: str) -> Data:
+        if (cost := daily_costs(q, today).get(env)) is None:
+            raise QueueError(f"{env}: no costs", reason="its costs could not be read")
+        return {**asdict(cost), "day": today.isoformat(), "total_usd": cost.total_usd}
+
+    return _per_env(src, read)
+
+
 # The screen's sections, in order; a section is a function of the sources returning JSON data.
 SECTIONS: dict[str, Callable[[Sources], Any]] = {
     "capacity": capacity,
@@ -302,6 +315,7 @@ SECTIONS: dict[str, Callable[[Sources], Any]] = {
     "queue": queue,
     "held": held,
     "errors": errors,
+    "costs": costs,
 }
 
 

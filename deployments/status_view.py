@@ -169,6 +169,22 @@ def errors(data: Data) -> RenderableType:
     return _per_env(data, "Last errors", columns, rows)
 
 
+def costs(data: Data) -> RenderableType:
+    def rows(day: Data) -> list[list[str]]:
+        tokens = ", ".join(
+            f"{model} {t['input_tokens']:,} in / {t['output_tokens']:,} out"
+            for model, t in day["tokens"].items()
+        )
+        return [
+            [str(day["documents"]), f"{day['downloads']} ({day['reused']} reused)",
+             f"${day['registry_usd']:.2f}", f"${day['gemini_usd']:.2f}",
+             f"${day['total_usd']:.2f}", tokens or "-"]
+        ]  # fmt: skip
+
+    columns = ["documents", "downloads", "registry", "Gemini", "total", Column("tokens", ratio=1)]
+    return _per_env(data, "Today's cost (UTC)", columns, rows)
+
+
 RENDERERS: dict[str, Callable[[Any], RenderableType]] = {
     "capacity": capacity,
     "gemini": gemini,
@@ -176,6 +192,7 @@ RENDERERS: dict[str, Callable[[Any], RenderableType]] = {
     "queue": queue,
     "held": held,
     "errors": errors,
+    "costs": costs,
 }
 
 

@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from psycopg.types.json import Jsonb
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -86,6 +88,10 @@ def system(supabase_projects, make_settings, redis_prefix, quick_retries):
            updated_at="2026-01-01T10:00:00Z")  # fmt: skip
     insert(prod, "acte", SEED.error, acte_type="Acte", ocr_error="Gemini: page unreadable",
            updated_at="2026-01-02T10:00:00Z")  # fmt: skip
+    insert(prod, "acte", SEED.done, acte_type="Acte", downloaded_at=datetime.now(UTC),
+           registry_cost_usd=1.5, gemini_cost_at=datetime.now(UTC), gemini_cost_usd=0.25,
+           gemini_usage=Jsonb({"gemini-2.5-flash": {"input_tokens": 1200, "output_tokens": 300,
+                                                    "cost_usd": 0.25}}))  # fmt: skip
     old = insert(prod, "index", SEED.waiting, document_number="111")
     insert(prod, "index", SEED.waiting, document_number="222")
     queue = Queue(settings, clients={"prod": Queue(settings).clients["prod"]})
@@ -130,7 +136,7 @@ def test_status_tells_each_sections_truth_and_names_what_is_down(system, no_pref
 
     prod = {(c["status"], c["source"]): c["rows"] for c in found["queue"]["prod"]}
     assert prod == {("En attente", "index"): 2, ("En traitement", "index"): 2,
-                    ("Complété", "acte"): 1, ("Erreur", "index"): 1,
+                    ("Complété", "acte"): 1, ("OCR complété", "acte"): 1, ("Erreur", "index"): 1,
                     ("Erreur", "acte"): 1}  # fmt: skip
     down = found["queue"]["staging"]["down"]
     assert "Supabase unreachable" in down and "STAGING_SUPABASE_URL" in down
@@ -147,11 +153,18 @@ def test_status_tells_each_sections_truth_and_names_what_is_down(system, no_pref
         ("ocr", "Gemini: page unreadable"), ("registre", "Lot inexistant")]  # fmt: skip
     assert "down" in found["errors"]["staging"]
 
+    cost = found["costs"]["prod"]
+    assert (cost["documents"], cost["downloads"], cost["reused"]) == (1, 1, 0)
+    assert (cost["registry_usd"], cost["gemini_usd"], cost["total_usd"]) == (1.5, 0.25, 1.75)
+    assert cost["tokens"]["gemini-2.5-flash"]["input_tokens"] == 1200
+    assert "down" in found["costs"]["staging"]
+
     console = Console(record=True, width=200)
     console.print(render(found))
     screen = console.export_text()
     for words in ("En attente", "En traitement", "Complété", "Erreur", OWNER, "host-a",
-                  "3 / 6.4", "PAUSED", "Lot inexistant", "STAGING_SUPABASE_URL"):  # fmt: skip
+                  "3 / 6.4", "PAUSED", "Lot inexistant", "STAGING_SUPABASE_URL", "$1.75",
+                  "gemini-2.5-flash 1,200 in / 300 out"):  # fmt: skip
         assert words in screen, words
     for project_key in (src.settings.prod_supabase_service_key.get_secret_value(), "staging-key"):
         assert project_key not in screen and project_key not in json.dumps(found)
