@@ -32,7 +32,11 @@ from tasks.requests import (
 from tasks.settings import ConfigError, Settings, get_settings
 from tasks.statuses import status_label
 
-app = typer.Typer(help="registre-flows: Quebec land-registry documents to text, on Prefect.")
+# markdown: docstrings wrapped at 100 columns read as paragraphs, not as broken lines
+app = typer.Typer(
+    help="registre-flows: Quebec land-registry documents to text, on Prefect.",
+    rich_markup_mode="markdown",
+)
 db_app = typer.Typer(help="The extraction_queue schema.")
 queue_app = typer.Typer(help="The extraction_queue in every enabled environment.")
 config_app = typer.Typer(help="The configuration read from the environment and .env.")
