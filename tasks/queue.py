@@ -270,7 +270,9 @@ class Queue:
             return f"{env}: there is no row {job_id} in extraction_queue"
         row = rows[0]
         from_status, _, _ = self._statuses_for(stage)
-        if row["lease_owner"] and row["status_id"] != from_status:
+        # a finished row keeps its last owner: only a row in progress is held by it
+        in_progress = (self.statuses.processing, self.statuses.ocr_processing)
+        if row["lease_owner"] and row["status_id"] in in_progress:
             return f"{env}: row {job_id} is held by {row['lease_owner']}"
         if row["status_id"] == from_status:
             return f"{env}: row {job_id} is waiting but held back until {row['retry_after']}"
