@@ -106,3 +106,18 @@ def test_every_setting_is_documented_in_env_example():
     text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
     documented = set(re.findall(r"^([A-Z_]+)=", text, re.M))
     assert {name.upper() for name in Settings.model_fields} <= documented
+
+
+def test_every_setting_is_in_the_readme_configuration_table():
+    import re
+    from pathlib import Path
+
+    from tasks.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = "\n".join(line for line in readme.splitlines() if line.startswith("| `"))
+    named = set(re.findall(r"`([A-Z_]+)`", table))
+    # `COST_REGISTRE_CPU`/`_RAM` names the pair
+    named |= {m[0] + m[1] for m in re.findall(r"`([A-Z_]+_)(?:CPU|RAM)`/`_(RAM)`", table)}
+    missing = {name.upper() for name in Settings.model_fields} - named
+    assert not missing, f"not in README's configuration table: {sorted(missing)}"
