@@ -176,7 +176,7 @@ def costs(data: Data) -> RenderableType:
             for model, t in day["tokens"].items()
         )
         return [
-            [str(day["documents"]), f"{day['downloads']} ({day['reused']} reused)",
+            [str(day["documents"]), f"{day['downloads']}, {day['reused']} reused",
              f"${day['registry_usd']:.2f}", f"${day['gemini_usd']:.2f}",
              f"${day['total_usd']:.2f}", tokens or "-"]
         ]  # fmt: skip
