@@ -40,9 +40,12 @@ class PrefectUI:
         self.seen: list[str] = []  # the text of every page looked at
         self._count = 0
 
-    def shot(self, name: str) -> Path:
+    def shot(self, name: str, showing: Locator | None = None) -> Path:
+        """A screenshot, once `showing` is on screen: the UI's refetches briefly put skeletons
+        in place of what was already checked (a markdown artifact)."""
         self.page.wait_for_load_state("networkidle")
-        self.page.wait_for_timeout(300)  # lazily loaded parts (markdown) render after the data
+        if showing is not None:
+            expect(showing).to_be_visible()
         self._count += 1
         path = self.shots / f"{self._count:02d}-{name}.png"
         self.page.screenshot(path=path, full_page=True)

@@ -181,7 +181,7 @@ def failed_download(ui: PrefectUI, run: FlowRun, job_id: str, row: dict[str, Any
     ui.open_artifact(".png")
     link = ui.page.get_by_role("link", name=re.compile(r"\.png$"))
     expect(link).to_be_visible()
-    ui.shot("failed-evidence-link")
+    ui.shot("failed-evidence-link", showing=link)
     # what the operator gets by following the link: the registry page as the run saw it
     screenshot = httpx.get(link.get_attribute("href") or "", timeout=30)
     assert screenshot.status_code == 200, screenshot.text[:300]
