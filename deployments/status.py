@@ -28,7 +28,7 @@ from tasks.pools import owner_run
 from tasks.queue import Queue, QueueError, Stage, with_network_retries
 from tasks.ratelimit import GeminiLimiter
 from tasks.settings import Settings
-from tasks.statuses import NAMES, status_map
+from tasks.statuses import status_label, status_map
 
 __all__ = ["SECTIONS", "Sources", "snapshot"]
 
@@ -209,13 +209,13 @@ def limits(src: Sources) -> Data:
 
 
 def queue(src: Sources) -> Data:
-    """Rows per status (by name) and source, per environment."""
-    names = NAMES[src.settings.status_mapping]
+    """Rows per status (by name, as `registre queue counts` says it) and source, per environment."""
+    statuses = status_map(src.settings.status_mapping)
 
     def read(q: Queue, env: str) -> list[Data]:
         counts = q.counts().get(env, {})
         return [
-            {"status_id": status, "status": names.get(status, f"status {status}"),
+            {"status_id": status, "status": f"{status_label(statuses, status)} ({status})",
              "source": source, "rows": rows}
             for (status, source), rows in sorted(counts.items(), key=lambda kv: str(kv[0]))
         ]  # fmt: skip

@@ -135,9 +135,10 @@ def test_status_tells_each_sections_truth_and_names_what_is_down(system, no_pref
                                              "totalWorkers": 3}  # fmt: skip
 
     prod = {(c["status"], c["source"]): c["rows"] for c in found["queue"]["prod"]}
-    assert prod == {("En attente", "index"): 2, ("En traitement", "index"): 2,
-                    ("Complété", "acte"): 1, ("OCR complété", "acte"): 1, ("Erreur", "index"): 1,
-                    ("Erreur", "acte"): 1}  # fmt: skip
+    assert prod == {("waiting (1)", "index"): 2,
+                    ("downloading or OCR in progress (2)", "index"): 2,
+                    ("ready for OCR (3)", "acte"): 1, ("done (4)", "acte"): 1,
+                    ("error (5)", "index"): 1, ("error (5)", "acte"): 1}  # fmt: skip
     down = found["queue"]["staging"]["down"]
     assert "Supabase unreachable" in down and "STAGING_SUPABASE_URL" in down
 
@@ -162,7 +163,8 @@ def test_status_tells_each_sections_truth_and_names_what_is_down(system, no_pref
     console = Console(record=True, width=200)
     console.print(render(found))
     screen = console.export_text()
-    for words in ("En attente", "En traitement", "Complété", "Erreur", OWNER, "host-a",
+    for words in ("waiting (1)", "downloading or OCR in progress (2)", "ready for OCR (3)",
+                  "error (5)", OWNER, "host-a",
                   "3 / 6.4", "PAUSED", "Lot inexistant", "STAGING_SUPABASE_URL", "$1.75",
                   "gemini-2.5-flash 1,200 in / 300 out"):  # fmt: skip
         assert words in screen, words
@@ -181,7 +183,7 @@ def test_redis_down_is_said_on_its_sections_and_the_queue_still_shows(
     for section in (found["capacity"], found["gemini"], found["limits"]["allocation"]):
         assert "Redis unreachable" in section["down"] and "REDIS_URL" in section["down"]
     assert found["queue"]["prod"] == [
-        {"status_id": 1, "status": "En attente", "source": "index", "rows": 1}
+        {"status_id": 1, "status": "waiting (1)", "source": "index", "rows": 1}
     ]
     assert "not-shown" not in json.dumps(found)
 
@@ -204,7 +206,7 @@ def test_the_command_prints_json_and_refuses_json_with_watch(
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
     assert found["queue"]["prod"] == [
-        {"status_id": 4, "status": "OCR complété", "source": "plan_cadastraux", "rows": 1}
+        {"status_id": 4, "status": "done (4)", "source": "plan_cadastraux", "rows": 1}
     ]
     assert found["capacity"]["hosts"] == [] and found["gemini"]["requests"] == 0
     assert refused.exit_code == 2 and "without --watch" in refused.output
