@@ -7,8 +7,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -203,6 +203,18 @@ def render(found: Data) -> Group:
     return Group(*parts)
 
 
+@contextmanager
+def _silenced(name: str) -> Iterator[None]:
+    """The logger quiet for the screen's time only (the CLI tests run it in-process)."""
+    log = logging.getLogger(name)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def show(
     settings: Settings,
     *,
@@ -219,8 +231,7 @@ def show(
     sections = tuple(sections)  # read at every refresh
     # A source that is down is said once on the screen; the queue's own retry warnings and
     # "its rows wait" errors, meant for the workers' logs, would scroll it away.
-    logging.getLogger("tasks.queue").setLevel(logging.CRITICAL)
-    with Sources.open(settings, held_expected_s) as src:
+    with _silenced("tasks.queue"), Sources.open(settings, held_expected_s) as src:
         if as_json:
             document = json.dumps(snapshot(src, sections), indent=2, ensure_ascii=False)
             sys.stdout.write(document + "\n")
