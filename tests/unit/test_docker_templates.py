@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,12 @@ def container(template: dict, values: dict[str, Any] | None = None) -> dict[str,
     """What the docker worker would hand docker-py for a run of this template (with these
     deployment job variables), as docker-py turns it into the container's create request."""
     api = "http://prefect.internal:4200/api"  # the workers' server; not contacted
-    config = asyncio.run(
-        DockerWorkerJobConfiguration.from_template_and_values(
-            template, values or {}, client=PrefectClient(api)
-        )
+    build = DockerWorkerJobConfiguration.from_template_and_values(
+        template, values or {}, client=PrefectClient(api)
     )
+    # a thread of its own: a session's sync Playwright keeps an event loop running in this one
+    with ThreadPoolExecutor(1) as thread:
+        config = thread.submit(asyncio.run, build).result()
     with temporary_settings(updates={PREFECT_API_URL: api}):
         config.prepare_for_flow_run(FlowRun(flow_id=uuid.uuid4(), name="a-run"))
     create = DockerWorker(work_pool_name="test")._build_container_settings(None, config)
