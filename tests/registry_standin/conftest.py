@@ -85,6 +85,7 @@ class Site:
         self.page.wait_for_load_state()
 
     def error_text(self) -> str:
+        self.page.wait_for_load_state()  # a submit's answer may still be on its way
         errors = self.page.locator("td.contValErr")
         return errors.inner_text() if errors.count() else ""
 
