@@ -5,6 +5,7 @@ there (secrets)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -107,10 +108,20 @@ class PrefectUI:
     def cell(self, table: Locator, row_text: str, column: str) -> Locator:
         """The cell of `column` (a header's text) in the row of `table` with a cell `row_text`."""
         expect(table.get_by_role("columnheader", name=column, exact=True)).to_be_visible()
-        headers = [h.strip() for h in table.get_by_role("columnheader").all_inner_texts()]
+        # the UI may still be redrawing the table (a refetch shows a skeleton meanwhile), and
+        # inner text follows CSS case: read the headers until the column is among them
+        deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
+        while True:
+            headers = [
+                h.strip().lower() for h in table.get_by_role("columnheader").all_inner_texts()
+            ]
+            if column.lower() in headers or time.monotonic() > deadline:
+                break
+            self.page.wait_for_timeout(250)
+        assert column.lower() in headers, f"no column {column!r} among {headers}"
         name_cell = self.page.get_by_role("cell", name=row_text, exact=True)
         row = table.get_by_role("row").filter(has=name_cell)
-        return row.first.get_by_role("cell").nth(headers.index(column))
+        return row.first.get_by_role("cell").nth(headers.index(column.lower()))
 
 
 @contextmanager
