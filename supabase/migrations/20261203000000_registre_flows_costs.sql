@@ -100,18 +100,20 @@ LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
 $$;
 
 
--- The service role only, as for every registre_* function (20261202000000's rule, applied again
--- so that the functions above get it).
-DO $$
+-- The service role only and a fixed search_path, for every registre_* function: the rule of
+-- 20261202000000 as a procedure, so each later migration applies it in one call. Its name is
+-- not registre_*: that migration's own loop, applied again, handles functions only.
+CREATE OR REPLACE PROCEDURE secure_registre_functions()
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
     fn regprocedure;
 BEGIN
     FOR fn IN
         SELECT p.oid::regprocedure FROM pg_proc p
           JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE n.nspname = 'public'
-           AND p.proname IN ('registre_fresh_download_v1', 'registre_costs_v1')
+         WHERE n.nspname = 'public' AND p.proname LIKE 'registre\_%'
     LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = public, pg_temp', fn);
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', fn);
         IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
             EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM anon, authenticated', fn);
@@ -122,3 +124,6 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+REVOKE EXECUTE ON PROCEDURE secure_registre_functions() FROM PUBLIC;
+CALL secure_registre_functions();

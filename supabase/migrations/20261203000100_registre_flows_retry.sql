@@ -79,23 +79,5 @@ LANGUAGE sql SET search_path = public, pg_temp AS $$
 $$;
 
 
--- The same privileges as every other registre_* function (20261202000000): service_role only.
-DO $$
-DECLARE
-    fn regprocedure;
-BEGIN
-    FOR fn IN
-        SELECT p.oid::regprocedure FROM pg_proc p
-          JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE n.nspname = 'public' AND p.proname = 'registre_retry_v1'
-    LOOP
-        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', fn);
-        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
-            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM anon, authenticated', fn);
-        END IF;
-        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', fn);
-        END IF;
-    END LOOP;
-END;
-$$;
+-- The same privileges and search_path as every other registre_* function.
+CALL secure_registre_functions();
