@@ -465,8 +465,13 @@ class Queue:
                   "p_limit": limit}  # fmt: skip
         rows = self._across(lambda env: self._rpc(env, "registre_claimable_v1", params))
         found = [
-            Claimable(env, str(r["id"]), r["document_source"] or "", r["document_number"] or "",
-                      r["version"])
+            Claimable(
+                env,
+                str(r["id"]),
+                r["document_source"] or "",
+                r["document_number"] or "",
+                r["version"],
+            )
             for env, env_rows in rows.items()
             for r in env_rows
         ]

@@ -53,9 +53,7 @@ class AccountPool:
     def __repr__(self) -> str:
         return f"AccountPool(owner={self.owner!r})"
 
-    async def checkout(
-        self, *, exclude: Iterable[str] = (), prefer: Iterable[str] = ()
-    ) -> Account:
+    async def checkout(self, *, exclude: Iterable[str] = (), prefer: Iterable[str] = ()) -> Account:
         """The least recently used free account, among those in `prefer` first (accounts with a
         stored session); raises NoAccountAvailable when there is none."""
         params = {

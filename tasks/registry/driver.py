@@ -31,7 +31,10 @@ MAX_ACCOUNTS_PER_DOCUMENT = 5  # refused credentials: try at most this many acco
 
 
 async def login_state(
-    host: BrowserHost, account: Account, accounts: AccountPool, cfg: RegistryConfig,
+    host: BrowserHost,
+    account: Account,
+    accounts: AccountPool,
+    cfg: RegistryConfig,
     evidence_dir: Path,
 ) -> dict[str, Any]:
     """Log in within a context of its own, never traced, and return its storage state."""
@@ -169,7 +172,12 @@ async def download_document(
             ) from exc
         try:
             return await _download_with_account(
-                job, account, host=host, accounts=accounts, sessions=sessions, cfg=cfg,
+                job,
+                account,
+                host=host,
+                accounts=accounts,
+                sessions=sessions,
+                cfg=cfg,
                 evidence_dir=evidence_dir,
             )
         except AccountError as exc:

@@ -38,8 +38,12 @@ def _stem(label: str) -> str:
 
 
 async def capture_failure(
-    context: BrowserContext, page: Page | None, evidence_dir: Path, label: str,
-    *, trace: bool = True,
+    context: BrowserContext,
+    page: Page | None,
+    evidence_dir: Path,
+    label: str,
+    *,
+    trace: bool = True,
 ) -> list[Path]:
     """A full-page screenshot (password fields masked) and the trace zip; returns what was saved.
 

@@ -57,8 +57,13 @@ async def open_search(page: Page, source: DocumentSource, cfg: RegistryConfig) -
 
 async def _select_circonscription(page: Page, job: RegistryRequest, cfg: RegistryConfig) -> Option:
     return await select_matching(
-        page, "#selCircnFoncr", job.circonscription_fonciere, match_option, cfg,
-        what="circonscription foncière", timeout_s=cfg.first_selector_timeout_s,
+        page,
+        "#selCircnFoncr",
+        job.circonscription_fonciere,
+        match_option,
+        cfg,
+        what="circonscription foncière",
+        timeout_s=cfg.first_selector_timeout_s,
     )
 
 
@@ -74,14 +79,22 @@ async def _search_by_lot(page: Page, job: RegistryRequest, cfg: RegistryConfig) 
     await open_search(page, job.document_source, cfg)
     circonscription = await _select_circonscription(page, job, cfg)
     cadastre = await select_matching(
-        page, "#selCadst", job.cadastre or "Cadastre du Québec", match_cadastre, cfg,
+        page,
+        "#selCadst",
+        job.cadastre or "Cadastre du Québec",
+        match_cadastre,
+        cfg,
         what="cadastre",
     )
     await page.locator("#txtNumrtLot").fill("".join(job.document_number.split()))
     designation = None
     if job.designation_secondaire:
         designation = await select_matching(
-            page, "#selDesgnSecnd", job.designation_secondaire, match_option, cfg,
+            page,
+            "#selDesgnSecnd",
+            job.designation_secondaire,
+            match_option,
+            cfg,
             what="désignation secondaire",
         )
     await _submit(page, cfg, "Soumettre", context=context)

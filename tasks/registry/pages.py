@@ -124,9 +124,7 @@ async def select_matching(
         )
     if await select.input_value() == chosen.value:
         return chosen
-    reloads = await select.evaluate(
-        "s => !!(s.getAttribute('onchange') || s.onchange)"
-    )
+    reloads = await select.evaluate("s => !!(s.getAttribute('onchange') || s.onchange)")
     if reloads:
         async with page.expect_navigation(wait_until=WAIT_UNTIL, timeout=ms(cfg.reload_timeout_s)):
             await select.select_option(value=chosen.value)
@@ -150,9 +148,7 @@ def submit_button(scope: Page | Frame, *labels: str) -> Locator:
     return scope.locator(", ".join(parts)).first
 
 
-async def click_and_wait(
-    page: Page, target: Locator, timeout_s: float, *, context: str
-) -> None:
+async def click_and_wait(page: Page, target: Locator, timeout_s: float, *, context: str) -> None:
     """Click something that loads a new page in the main frame and wait for it to load."""
     async with page.expect_navigation(wait_until=WAIT_UNTIL, timeout=ms(timeout_s)) as navigation:
         await target.click(timeout=ms(timeout_s))

@@ -83,8 +83,9 @@ def test_truncated_output_is_an_error_not_a_result_and_is_retried_later(pipeline
 
 def test_malformed_json_fails_the_attempt_and_attempts_run_out_into_error(pipeline):
     job_id = index_row(pipeline)
-    pipeline.project.sql("UPDATE extraction_queue SET ocr_max_attempts = 2 WHERE id = %s",
-                         (job_id,))
+    pipeline.project.sql(
+        "UPDATE extraction_queue SET ocr_max_attempts = 2 WHERE id = %s", (job_id,)
+    )
     for attempt in (1, 2):
         faults(pipeline, malformed_json_count=1)
         pipeline.project.sql("UPDATE extraction_queue SET retry_after = NULL")
@@ -119,8 +120,11 @@ def test_a_permanent_refusal_goes_straight_to_error(pipeline):
 
 @pytest.mark.parametrize(
     ("pdf", "message"),
-    [(b"", "empty"), (b"%PDF-1.4 this is not really a pdf", "cannot be read"),
-     (b"<html>Service indisponible</html>", "cannot be read")],
+    [
+        (b"", "empty"),
+        (b"%PDF-1.4 this is not really a pdf", "cannot be read"),
+        (b"<html>Service indisponible</html>", "cannot be read"),
+    ],
 )
 def test_a_corrupt_or_empty_pdf_ends_in_error_without_calling_gemini(pipeline, pdf, message):
     job_id = acte_row(pipeline, pdf)

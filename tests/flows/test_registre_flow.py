@@ -30,17 +30,44 @@ def page_bitmaps(pdf: bytes) -> list[bytes]:
 @pytest.mark.parametrize(
     ("source", "columns", "expected", "bucket", "status"),
     [
-        ("index", {"document_number": INDEX.lot, "circonscription_fonciere": INDEX.circonscription,
-                   "cadastre": INDEX.cadastre}, INDEX, "index", SEED.ready_for_ocr),
-        ("acte", {"document_number": ACTE.numero, "circonscription_fonciere": ACTE.circonscription,
-                  "acte_type": ACTE.type_document}, ACTE, "actes", SEED.ready_for_ocr),
-        ("plan_cadastraux", {"document_number": PLAN.lot, "cadastre": PLAN.cadastre,
-                             "circonscription_fonciere": PLAN.circonscription},
-         PLAN.versions[-1], "plans-cadastraux", SEED.done),
+        (
+            "index",
+            {
+                "document_number": INDEX.lot,
+                "circonscription_fonciere": INDEX.circonscription,
+                "cadastre": INDEX.cadastre,
+            },
+            INDEX,
+            "index",
+            SEED.ready_for_ocr,
+        ),
+        (
+            "acte",
+            {
+                "document_number": ACTE.numero,
+                "circonscription_fonciere": ACTE.circonscription,
+                "acte_type": ACTE.type_document,
+            },
+            ACTE,
+            "actes",
+            SEED.ready_for_ocr,
+        ),
+        (
+            "plan_cadastraux",
+            {
+                "document_number": PLAN.lot,
+                "cadastre": PLAN.cadastre,
+                "circonscription_fonciere": PLAN.circonscription,
+            },
+            PLAN.versions[-1],
+            "plans-cadastraux",
+            SEED.done,
+        ),
     ],
 )
-def test_a_waiting_row_becomes_a_pdf_in_storage(pipeline, source, columns, expected, bucket,
-                                                status):
+def test_a_waiting_row_becomes_a_pdf_in_storage(
+    pipeline, source, columns, expected, bucket, status
+):
     job_id = pipeline.insert(source, **columns)
 
     result = run_flow(env="prod", job_id=job_id)
@@ -54,8 +81,12 @@ def test_a_waiting_row_becomes_a_pdf_in_storage(pipeline, source, columns, expec
 
 
 def test_a_document_that_does_not_exist_ends_in_error_with_the_registry_message(pipeline):
-    job_id = pipeline.insert("index", document_number="9 999 999",
-                             circonscription_fonciere="Montréal", cadastre="Cadastre du Québec")
+    job_id = pipeline.insert(
+        "index",
+        document_number="9 999 999",
+        circonscription_fonciere="Montréal",
+        cadastre="Cadastre du Québec",
+    )
 
     with pytest.raises(Exception, match="inexistante"):
         run_flow(env="prod", job_id=job_id)
@@ -67,8 +98,12 @@ def test_a_document_that_does_not_exist_ends_in_error_with_the_registry_message(
 
 
 def test_an_unknown_circonscription_ends_in_error(pipeline):
-    job_id = pipeline.insert("index", document_number=INDEX.lot,
-                             circonscription_fonciere="Atlantide", cadastre="Cadastre du Québec")
+    job_id = pipeline.insert(
+        "index",
+        document_number=INDEX.lot,
+        circonscription_fonciere="Atlantide",
+        cadastre="Cadastre du Québec",
+    )
 
     with pytest.raises(Exception):  # noqa: B017 - the flow re-raises the driver's error
         run_flow(env="prod", job_id=job_id)
@@ -80,9 +115,12 @@ def test_an_unknown_circonscription_ends_in_error(pipeline):
 
 def test_a_registry_outage_is_retried_later_and_counted(pipeline):
     control.set_faults(pipeline.registry, fail_next_searches=10)
-    job_id = pipeline.insert("index", document_number=INDEX.lot,
-                             circonscription_fonciere=INDEX.circonscription,
-                             cadastre=INDEX.cadastre)
+    job_id = pipeline.insert(
+        "index",
+        document_number=INDEX.lot,
+        circonscription_fonciere=INDEX.circonscription,
+        cadastre=INDEX.cadastre,
+    )
 
     with pytest.raises(Exception):  # noqa: B017
         run_flow(env="prod", job_id=job_id)
@@ -93,14 +131,20 @@ def test_a_registry_outage_is_retried_later_and_counted(pipeline):
 
 
 def test_an_expired_session_is_renewed_and_the_document_still_arrives(pipeline):
-    first = pipeline.insert("index", document_number=INDEX.lot,
-                            circonscription_fonciere=INDEX.circonscription,
-                            cadastre=INDEX.cadastre)
+    first = pipeline.insert(
+        "index",
+        document_number=INDEX.lot,
+        circonscription_fonciere=INDEX.circonscription,
+        cadastre=INDEX.cadastre,
+    )
     run_flow(env="prod", job_id=first)
     control.expire_sessions(pipeline.registry)
-    second = pipeline.insert("acte", document_number=ACTE.numero,
-                             circonscription_fonciere=ACTE.circonscription,
-                             acte_type=ACTE.type_document)
+    second = pipeline.insert(
+        "acte",
+        document_number=ACTE.numero,
+        circonscription_fonciere=ACTE.circonscription,
+        acte_type=ACTE.type_document,
+    )
 
     run_flow(env="prod", job_id=second)
 
@@ -110,9 +154,12 @@ def test_an_expired_session_is_renewed_and_the_document_still_arrives(pipeline):
 
 def test_a_second_document_reuses_the_logged_in_session(pipeline):
     for doc in (INDEX, INDEX_DOCUMENTS[2]):
-        job_id = pipeline.insert("index", document_number=doc.lot,
-                                 circonscription_fonciere=doc.circonscription,
-                                 cadastre=doc.cadastre)
+        job_id = pipeline.insert(
+            "index",
+            document_number=doc.lot,
+            circonscription_fonciere=doc.circonscription,
+            cadastre=doc.cadastre,
+        )
         run_flow(env="prod", job_id=job_id)
         assert pipeline.row(job_id)["status_id"] == SEED.ready_for_ocr
 

@@ -51,8 +51,14 @@ def test_migrations_are_additive_and_idempotent_on_an_existing_notaflow_database
         with psycopg.connect(dsn, autocommit=True) as conn:
             after = columns(conn, "extraction_queue")
             assert before < after
-            assert {"lease_owner", "lease_expires_at", "ocr_attempts", "boosted_file_content",
-                    "structured_content", "attemtps"} <= after
+            assert {
+                "lease_owner",
+                "lease_expires_at",
+                "ocr_attempts",
+                "boosted_file_content",
+                "structured_content",
+                "attemtps",
+            } <= after
             row = conn.execute(
                 "SELECT status_id, file_content, custom_notaflow_column, attemtps"
                 " FROM extraction_queue"

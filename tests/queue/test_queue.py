@@ -22,16 +22,34 @@ INSERT = """
 """
 
 
-def insert(project: Any, source: str = "index", number: str = "1 234 567", *,
-           cadastre: str | None = "Cadastre du Québec", acte_type: str | None = None,
-           status: int = 1, order: float = 0, max_attempts: int = 3) -> str:
+def insert(
+    project: Any,
+    source: str = "index",
+    number: str = "1 234 567",
+    *,
+    cadastre: str | None = "Cadastre du Québec",
+    acte_type: str | None = None,
+    status: int = 1,
+    order: float = 0,
+    max_attempts: int = 3,
+) -> str:
     rows = project.sql(INSERT, (source, number, cadastre, acte_type, status, order, max_attempts))
     return str(rows[0][0])
 
 
 def row(project: Any, job_id: str) -> dict[str, Any]:
-    cols = ("status_id", "attemtps", "error_message", "lease_owner", "lease_expires_at",
-            "ocr_attempts", "ocr_error", "worker_id", "supabase_path", "retry_after")
+    cols = (
+        "status_id",
+        "attemtps",
+        "error_message",
+        "lease_owner",
+        "lease_expires_at",
+        "ocr_attempts",
+        "ocr_error",
+        "worker_id",
+        "supabase_path",
+        "retry_after",
+    )
     values = project.sql(f"SELECT {', '.join(cols)} FROM extraction_queue WHERE id = %s", (job_id,))
     return dict(zip(cols, values[0], strict=True))
 
@@ -297,13 +315,32 @@ def test_mapping_that_contradicts_the_database_is_refused(prod, make_settings):
 
 
 def test_parse_job_normalises_the_number_and_defaults_the_circonscription():
-    job = parse_job("dev", {"id": "x", "document_source": "index", "document_number": "1 234 567",
-                            "cadastre": "Cadastre du Québec", "created_at": "t"},
-                    Stage.REGISTRE, "o")
+    job = parse_job(
+        "dev",
+        {
+            "id": "x",
+            "document_source": "index",
+            "document_number": "1 234 567",
+            "cadastre": "Cadastre du Québec",
+            "created_at": "t",
+        },
+        Stage.REGISTRE,
+        "o",
+    )
     assert job.document_number == "1234567" and job.circonscription == "Montréal"
     with pytest.raises(InvalidJob, match="plans cadastraux are not OCR'd"):
-        parse_job("dev", {"id": "x", "document_source": "plan_cadastraux", "document_number": "1",
-                          "cadastre": "c", "supabase_path": "p"}, Stage.OCR, "o")
+        parse_job(
+            "dev",
+            {
+                "id": "x",
+                "document_source": "plan_cadastraux",
+                "document_number": "1",
+                "cadastre": "c",
+                "supabase_path": "p",
+            },
+            Stage.OCR,
+            "o",
+        )
 
 
 @pytest.mark.parametrize(
@@ -323,8 +360,9 @@ def test_a_number_no_registry_number_looks_like_is_refused(number, message):
     assert parse_job("dev", acte, Stage.REGISTRE, "o").document_number == "P-12345-A"
 
 
-def test_an_environment_with_a_wrong_key_waits_and_the_others_go_on(supabase_projects,
-                                                                    make_settings, caplog):
+def test_an_environment_with_a_wrong_key_waits_and_the_others_go_on(
+    supabase_projects, make_settings, caplog
+):
     prod, dev = supabase_projects["prod"], supabase_projects["dev"]
     insert(prod, number="1")
     insert(dev, number="2")
@@ -388,8 +426,9 @@ class DropsAnswers(httpx.HTTPTransport):
 def flaky_queue(project, settings, lost_answers: int) -> Queue:
     http = httpx.Client(transport=DropsAnswers(lost_answers), timeout=10)
     options = ClientOptions(httpx_client=http)
-    return Queue(settings, clients={"prod": create_client(project.url, project.service_key,
-                                                          options)})
+    return Queue(
+        settings, clients={"prod": create_client(project.url, project.service_key, options)}
+    )
 
 
 def test_a_claim_whose_answer_is_lost_is_retried_and_finds_its_rows(prod, make_settings):

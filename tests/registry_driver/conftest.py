@@ -67,9 +67,7 @@ class Harness:
 
 
 @pytest.fixture
-def harness(
-    registry: str, pg_dsn: str, redis_prefix: str, tmp_path: Path
-) -> Iterator[Harness]:
+def harness(registry: str, pg_dsn: str, redis_prefix: str, tmp_path: Path) -> Iterator[Harness]:
     service_key = f"test-service-{secrets.token_hex(12)}"
     with serve_supabase(pg_dsn, service_key, tmp_path / "storage") as supabase_url:
         config = RegistryConfig(
@@ -81,7 +79,12 @@ def harness(
             document_poll_interval_s=0.2,
         )
         harness = Harness(
-            registry, supabase_url, service_key, pg_dsn, redis_prefix, tmp_path / "evidence",
+            registry,
+            supabase_url,
+            service_key,
+            pg_dsn,
+            redis_prefix,
+            tmp_path / "evidence",
             config,
         )
         for account in ACCOUNTS:

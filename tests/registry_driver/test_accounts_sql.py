@@ -37,10 +37,12 @@ def test_released_account_can_be_taken_again(db) -> None:
     (account_id,) = db.execute(
         "SELECT id FROM worker_accounts WHERE username = %s", (first,)
     ).fetchone()
-    assert db.execute("SELECT registre_release_account_v1(%s, 'someone-else')", (account_id,)
-                      ).fetchone() == (False,)
-    assert db.execute("SELECT registre_release_account_v1(%s, 'run-a')", (account_id,)
-                      ).fetchone() == (True,)
+    assert db.execute(
+        "SELECT registre_release_account_v1(%s, 'someone-else')", (account_id,)
+    ).fetchone() == (False,)
+    assert db.execute(
+        "SELECT registre_release_account_v1(%s, 'run-a')", (account_id,)
+    ).fetchone() == (True,)
     db.execute("UPDATE worker_accounts SET last_used = NULL WHERE id = %s", (account_id,))
     assert checkout(db, "run-b") == first
 

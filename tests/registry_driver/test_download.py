@@ -21,22 +21,30 @@ async def fetch(harness, host: BrowserHost, job: RegistryRequest, **kw) -> Downl
 
 def index(lot: str, circ: str = "Montréal", cadastre: str = "Cadastre du Québec", **kw):
     return RegistryRequest(
-        document_source="index", document_number=lot, circonscription_fonciere=circ,
-        cadastre=cadastre, **kw,
+        document_source="index",
+        document_number=lot,
+        circonscription_fonciere=circ,
+        cadastre=cadastre,
+        **kw,
     )
 
 
 def acte(numero: str, circ: str = "Montréal", acte_type: str | None = "Acte"):
     return RegistryRequest(
-        document_source="acte", document_number=numero, circonscription_fonciere=circ,
+        document_source="acte",
+        document_number=numero,
+        circonscription_fonciere=circ,
         acte_type=acte_type,
     )
 
 
 def plan(lot: str, circ: str = "Montréal", cadastre: str = "Cadastre du Québec", **kw):
     return RegistryRequest(
-        document_source="plan_cadastraux", document_number=lot, circonscription_fonciere=circ,
-        cadastre=cadastre, **kw,
+        document_source="plan_cadastraux",
+        document_number=lot,
+        circonscription_fonciere=circ,
+        cadastre=cadastre,
+        **kw,
     )
 
 
@@ -44,17 +52,29 @@ def plan(lot: str, circ: str = "Montréal", cadastre: str = "Cadastre du Québec
     ("job", "document_id"),
     [
         pytest.param(index("2 274 178", "Montreal"), "IDX-001", id="index"),
-        pytest.param(index("2101", "Quebec", "Cité de Québec, quartier St-Roch"), "IDX-004",
-                     id="index-with-confirmation"),
-        pytest.param(index("15-2", "Shefford", "Canton d'Ely", designation_secondaire="Rang 4"),
-                     "IDX-010", id="index-with-designation"),
+        pytest.param(
+            index("2101", "Quebec", "Cité de Québec, quartier St-Roch"),
+            "IDX-004",
+            id="index-with-confirmation",
+        ),
+        pytest.param(
+            index("15-2", "Shefford", "Canton d'Ely", designation_secondaire="Rang 4"),
+            "IDX-010",
+            id="index-with-designation",
+        ),
         pytest.param(acte("10 687 352"), "ACT-001", id="acte"),
-        pytest.param(acte("10 730 146", acte_type="Avis d'adresse"), "ACT-002",
-                     id="acte-skips-paper-only-row"),
+        pytest.param(
+            acte("10 730 146", acte_type="Avis d'adresse"),
+            "ACT-002",
+            id="acte-skips-paper-only-row",
+        ),
         pytest.param(acte("10 687 354"), "ACT-001", id="acte-similar-numbers-list"),
         pytest.param(plan("2 274 178"), "PLN-001-V3", id="plan-most-recent-version"),
-        pytest.param(plan("15-2", "Shefford", "Canton d'Ely", designation_secondaire="Rang 3"),
-                     "PLN-003-V2", id="plan-inactive-lot"),
+        pytest.param(
+            plan("15-2", "Shefford", "Canton d'Ely", designation_secondaire="Rang 3"),
+            "PLN-003-V2",
+            id="plan-inactive-lot",
+        ),
     ],
 )
 def test_each_document_type_downloads_a_pdf(harness, run, job, document_id) -> None:
@@ -156,8 +176,9 @@ def test_bad_credentials_count_a_failure_and_the_next_account_is_used(harness, r
 
 
 def test_successful_login_resets_failure_count(harness, run) -> None:
-    harness.sql("UPDATE worker_accounts SET failure_count = 2, last_used = NULL"
-                " WHERE username = 'agent01'")
+    harness.sql(
+        "UPDATE worker_accounts SET failure_count = 2, last_used = NULL WHERE username = 'agent01'"
+    )
     harness.sql("UPDATE worker_accounts SET last_used = now() WHERE username <> 'agent01'")
     run(lambda host: fetch(harness, host, index("2 274 178")))
     assert harness.account("agent01")["failure_count"] == 0

@@ -30,20 +30,36 @@ def failure(harness, run, job) -> RegistryError:
 @pytest.mark.parametrize(
     ("job", "error_type", "message"),
     [
-        pytest.param(index("9 999 999"), DocumentNotFound,
-                     "La fiche immobilière demandée est inexistante.", id="index-inexistante"),
-        pytest.param(index("2 274 178", "Québec"), DocumentNotFound,
-                     "Le lot n'existe pas dans la circonscription foncière demandée.",
-                     id="lot-elsewhere"),
-        pytest.param(plan("8 888 888"), DocumentNotFound,
-                     "Aucune information ne correspond aux critères de sélection.",
-                     id="plan-no-match"),
-        pytest.param(acte("99 999 999"), DocumentNotFound, "Le document demandé est inexistant.",
-                     id="acte-inexistant-under-every-type"),
-        pytest.param(acte("187 455", "Shefford"), PermanentRegistryError, "papier",
-                     id="acte-paper-only"),
-        pytest.param(index("2 274 178", "Gaspé"), NoMatchingOption, "Gaspé",
-                     id="unknown-circonscription"),
+        pytest.param(
+            index("9 999 999"),
+            DocumentNotFound,
+            "La fiche immobilière demandée est inexistante.",
+            id="index-inexistante",
+        ),
+        pytest.param(
+            index("2 274 178", "Québec"),
+            DocumentNotFound,
+            "Le lot n'existe pas dans la circonscription foncière demandée.",
+            id="lot-elsewhere",
+        ),
+        pytest.param(
+            plan("8 888 888"),
+            DocumentNotFound,
+            "Aucune information ne correspond aux critères de sélection.",
+            id="plan-no-match",
+        ),
+        pytest.param(
+            acte("99 999 999"),
+            DocumentNotFound,
+            "Le document demandé est inexistant.",
+            id="acte-inexistant-under-every-type",
+        ),
+        pytest.param(
+            acte("187 455", "Shefford"), PermanentRegistryError, "papier", id="acte-paper-only"
+        ),
+        pytest.param(
+            index("2 274 178", "Gaspé"), NoMatchingOption, "Gaspé", id="unknown-circonscription"
+        ),
     ],
 )
 def test_registry_refusals_are_permanent(harness, run, job, error_type, message) -> None:

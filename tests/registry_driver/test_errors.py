@@ -56,21 +56,33 @@ def test_unknown_registry_message_fails_the_document() -> None:
     ("exc", "kind", "translated"),
     [
         (PlaywrightTimeoutError("Timeout 30000ms exceeded."), "transient", RegistryTimeout),
-        (PlaywrightError("Target page, context or browser has been closed"), "transient",
-         BrowserCrashed),
+        (
+            PlaywrightError("Target page, context or browser has been closed"),
+            "transient",
+            BrowserCrashed,
+        ),
         (PlaywrightError("Target closed"), "transient", BrowserCrashed),
         (PlaywrightError("Page crashed"), "transient", BrowserCrashed),
-        (PlaywrightError("net::ERR_CONNECTION_REFUSED at https://x/Sirf/"), "transient",
-         SiteUnavailable),
+        (
+            PlaywrightError("net::ERR_CONNECTION_REFUSED at https://x/Sirf/"),
+            "transient",
+            SiteUnavailable,
+        ),
         (PlaywrightError("Execution context was destroyed"), "transient", None),
         (TimeoutError(), "transient", RegistryTimeout),
         (ConnectionResetError("reset"), "transient", SiteUnavailable),
         (SessionExpired(), "transient", SessionExpired),
         (NoAccountAvailable(), "transient", NoAccountAvailable),
-        (NoMatchingOption("circonscription 'Gaspé' is not among the choices"), "permanent",
-         NoMatchingOption),
-        (AccountError("refused", registry_message="Mot de passe invalide"), "account",
-         AccountError),
+        (
+            NoMatchingOption("circonscription 'Gaspé' is not among the choices"),
+            "permanent",
+            NoMatchingOption,
+        ),
+        (
+            AccountError("refused", registry_message="Mot de passe invalide"),
+            "account",
+            AccountError,
+        ),
         (ValueError("a bug"), "transient", None),  # bounded by the job's attempts
     ],
 )

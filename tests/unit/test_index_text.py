@@ -8,10 +8,15 @@ from tasks.index_text import parse_pages, render_pages
 
 # Cell text as a register holds it: no line breaks, no ";" (it separates parties), no ":" at the
 # start, never the literal empty marker.
-cell = st.text(
-    alphabet=st.characters(categories=("L", "N", "Zs"), include_characters="-'.,$"),
-    min_size=1, max_size=30,
-).map(str.strip).filter(lambda s: s and s != "[Vide]")
+cell = (
+    st.text(
+        alphabet=st.characters(categories=("L", "N", "Zs"), include_characters="-'.,$"),
+        min_size=1,
+        max_size=30,
+    )
+    .map(str.strip)
+    .filter(lambda s: s and s != "[Vide]")
+)
 party = st.builds(Party, name=cell, role=st.one_of(st.none(), cell))
 row = st.builds(
     IndexRow,
@@ -38,9 +43,25 @@ def test_rendered_pages_read_back_to_the_same_data(pages):
 
 
 def test_layout_is_the_one_the_boost_prompt_expects():
-    text = render_pages([IndexPage(template="Old 1", lot="856", rows=[IndexRow(
-        date="1995-03-02", numero="123-456", nature="Vente",
-        parties=[Party(name="TREMBLAY, Jean", role="Vendeur"), Party(name="HQ", role=None)])])])
+    text = render_pages(
+        [
+            IndexPage(
+                template="Old 1",
+                lot="856",
+                rows=[
+                    IndexRow(
+                        date="1995-03-02",
+                        numero="123-456",
+                        nature="Vente",
+                        parties=[
+                            Party(name="TREMBLAY, Jean", role="Vendeur"),
+                            Party(name="HQ", role=None),
+                        ],
+                    )
+                ],
+            )
+        ]
+    )
     assert text.startswith("--- Page 1 ---\n")
     assert "Métadonnées de l'En-tête :" in text and "Données du Tableau :\nLigne 1:\n" in text
     assert "Qualité : Vendeur; [Vide]\nNom des parties : TREMBLAY, Jean; HQ\n" in text
