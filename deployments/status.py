@@ -23,6 +23,7 @@ from supabase import Client
 
 from tasks.capacity import CapacityManager
 from tasks.costs import daily_costs
+from tasks.failures import RetryLater
 from tasks.orchestration import Orchestrator
 from tasks.pools import owner_run
 from tasks.queue import Queue, QueueError, Stage, with_network_retries
@@ -41,7 +42,7 @@ LAST_ERRORS = 5  # per environment
 HELD_EXPECTED_S = 15 * 60  # registry downloads take 1-3 min, an OCR run a few minutes
 
 
-class Down(Exception):
+class Down(RetryLater):
     """A source did not answer; the message says which and what to check."""
 
 

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from prefect import Flow, get_run_logger
@@ -20,6 +19,7 @@ from prefect.states import Completed, State
 
 from tasks.capacity import CapacityExceeded, CapacityManager, WorkerKind, settings_budget
 from tasks.dispatch import ControlPlane, Ending, dispatch, settle_dead_run
+from tasks.failures import Fate, Verdict, decide
 from tasks.lease import LeaseKeeper
 from tasks.pools import BY_FLOW, DocumentDeployment, run_owner
 from tasks.queue import Job, LeaseLost, Queue, Stage
@@ -27,38 +27,18 @@ from tasks.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-RETRY_MAX_SECONDS = 15 * 60  # after a transient failure: RETRY_BASE_SECONDS x 1, 2, 4..., capped
 
-
-class Failure(StrEnum):
-    """Who a failure belongs to, which decides what happens to the row."""
-
-    PERMANENT = "permanent"  # the document itself: straight to error
-    DOCUMENT = "document"  # maybe passing, maybe the document: one attempt counted, retried later
-    SERVICE = "service"  # a service down, no account free, a setting wrong: given back uncounted
-
-
-# (message for the row, whose failure it is, retry delay asked for or None)
-Verdict = tuple[str, Failure, float | None]
-
-
-def retry_delay(attempts_so_far: int, base_s: int) -> int:
-    return min(RETRY_MAX_SECONDS, base_s * 2**attempts_so_far)
-
-
-def settle_failure(queue: Queue, job: Job, verdict: Verdict, base_s: int) -> dict[str, Any] | None:
-    """Write a failed run's outcome on its row (see Failure); returns the row as left, or None
-    when the lease was already lost."""
-    message, failure, delay_s = verdict
-    if failure is Failure.SERVICE:
-        delay = max(int(delay_s or 0), base_s)
-        return queue.release(job, message, retry_delay_seconds=delay)
+def settle_failure(
+    queue: Queue, job: Job, exc: Exception, base_s: int
+) -> tuple[Verdict, dict[str, Any] | None]:
+    """Decide the row's fate from what the run raised (tasks/failures.py) and write it; returns
+    the verdict and the row as left (None when the lease was already lost)."""
     attempts = int(job.row.get("ocr_attempts" if job.stage is Stage.OCR else "attemtps") or 0)
-    wait_s = retry_delay(attempts, base_s)
-    delay = 0 if failure is Failure.PERMANENT else max(int(delay_s or 0), wait_s)
-    return queue.fail(
-        job, message, permanent=failure is Failure.PERMANENT, retry_delay_seconds=delay
-    )
+    verdict = decide(exc, attempts=attempts, base_s=base_s)
+    if verdict.fate is Fate.WAIT:
+        return verdict, queue.release(job, verdict.message, retry_delay_seconds=verdict.delay_s)
+    permanent, delay = verdict.fate is Fate.ERROR, verdict.delay_s
+    return verdict, queue.fail(job, verdict.message, permanent=permanent, retry_delay_seconds=delay)
 
 
 def skipped(why: str) -> State:
@@ -81,10 +61,9 @@ def document_run(
     deployment: DocumentDeployment,
     env: str,
     job_id: str,
-    judge: Callable[[Job, Queue, Exception], Verdict],
 ) -> Iterator[DocumentRun]:
-    """Reserve, claim `job_id`, lease, then the body's work; a failure of the work is judged
-    and settled on the row, then re-raised. `run.skipped` is set instead of `run.job` when there
+    """Reserve, claim `job_id`, lease, then the body's work; a failure of the work is settled on
+    the row (settle_failure), then re-raised. `run.skipped` is set instead of `run.job` when there
     is no room or the row is not claimable."""
     settings = get_settings()
     run_id = this_run.get_id()
@@ -113,11 +92,12 @@ def document_run(
         except LeaseLost:
             raise  # the row is another run's now: nothing of ours to write
         except Exception as exc:
-            verdict = judge(run.job, run.queue, exc)
-            row = settle_failure(run.queue, run.job, verdict, run.settings.retry_base_seconds)
+            base_s = run.settings.retry_base_seconds
+            verdict, row = settle_failure(run.queue, run.job, exc, base_s)
             get_run_logger().error(
-                "%s: %s; row now in status %s", run.job.label, verdict[0], row and row["status_id"]
-            )
+                "%s: %s; row now in status %s", run.job.label, verdict.message,
+                row and row["status_id"],
+            )  # fmt: skip
             raise
 
 

@@ -19,27 +19,18 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
-from redis import RedisError
 
-from flows.common import HOOKS, Failure, Verdict, document_run, this_host_registered
-from tasks.gemini import (
-    BadOutput,
-    GeminiError,
-    GeminiRejected,
-    GeminiRetryLater,
-    GenerateResult,
-    document_part,
-)
+from flows.common import HOOKS, document_run, this_host_registered
+from tasks.gemini import GenerateResult, document_part
 from tasks.index_rows import IndexPage
 from tasks.index_text import render_pages
 from tasks.lease import LeaseKeeper
 from tasks.ocr import Gemini, OcrFailed, boost_acte, boost_index, read_acte, read_index_page
-from tasks.pages import PageOptions, PdfError, check_page_count
+from tasks.pages import PageOptions, check_page_count
 from tasks.pages import render_pages as page_images
 from tasks.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
 from tasks.pricing import GeminiBill, price_table
-from tasks.queue import Job, Queue, QueueError
-from tasks.ratelimit import RateLimitError
+from tasks.queue import Job, Queue
 from tasks.settings import Settings, get_settings
 from tasks.storage import Storage
 
@@ -132,9 +123,6 @@ def ocr_index_document(
     }
 
 
-SETUP_STATUS = (401, 403, 404)  # a revoked key or a wrong model name: not the document's fault
-
-
 def ocr_acte_document(
     gemini: Gemini, job: Job, pdf: bytes, max_pages: int, bill: GeminiBill
 ) -> dict[str, Any]:
@@ -153,27 +141,8 @@ def ocr_acte_document(
     return {"file_content": raw, "boosted_file_content": boosted}
 
 
-def judge(job: Job, queue: Queue, exc: Exception) -> Verdict:
-    """A failed OCR's verdict: whose failure it is decides the row's fate (Failure)."""
-    if isinstance(exc, PdfError):
-        return f"the PDF cannot be read: {exc}", Failure.PERMANENT, None
-    if isinstance(exc, GeminiRejected) and exc.status_code in SETUP_STATUS:
-        return f"Gemini configuration: {exc}", Failure.SERVICE, None
-    if isinstance(exc, GeminiRejected):
-        return f"Gemini refused the document: {exc}", Failure.PERMANENT, None
-    if isinstance(exc, OcrFailed):
-        return str(exc), Failure.PERMANENT if exc.permanent else Failure.DOCUMENT, None
-    if isinstance(exc, BadOutput):
-        return f"Gemini's answer was unusable: {exc}", Failure.DOCUMENT, None
-    if isinstance(exc, GeminiRetryLater):
-        return f"Gemini unavailable: {exc}", Failure.SERVICE, exc.retry_after_s
-    if isinstance(exc, GeminiError | RateLimitError | QueueError | RedisError):
-        return f"service unavailable: {type(exc).__name__}: {exc}", Failure.SERVICE, None
-    return f"unexpected error: {type(exc).__name__}: {exc}", Failure.DOCUMENT, None
-
-
 def ocr_document(deployment: DocumentDeployment, env: str, job_id: str) -> Any:
-    with document_run(deployment, env, job_id, judge) as run:
+    with document_run(deployment, env, job_id) as run:
         if run.job is None or run.lease is None:
             return run.skipped
         job, settings = run.job, run.settings

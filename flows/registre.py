@@ -14,22 +14,16 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_table_artifact, create_link_artifact
 from prefect.cache_policies import NO_CACHE
-from redis import RedisError
 from redis.asyncio import Redis
 
-from flows.common import HOOKS, Failure, Verdict, document_run, this_host_registered
+from flows.common import HOOKS, document_run, this_host_registered
 from tasks.costs import Reuse, fresh_download, reuse_hours
 from tasks.pools import REGISTRE
-from tasks.queue import Job, Queue, QueueError
+from tasks.queue import Job, Queue
 from tasks.registry.accounts import AccountPool
 from tasks.registry.browser import BrowserHost
 from tasks.registry.driver import download_document
-from tasks.registry.errors import (
-    AccountStoreError,
-    NoAccountAvailable,
-    PermanentRegistryError,
-    RegistryError,
-)
+from tasks.registry.errors import RegistryError
 from tasks.registry.models import DownloadResult, RegistryRequest
 from tasks.registry.session import SessionStore
 from tasks.settings import Settings, get_settings
@@ -88,26 +82,20 @@ def store_evidence(job: Job, queue: Queue, files: list[Path]) -> list[str]:
     return stored
 
 
-def classify(exc: Exception) -> Failure:
-    if isinstance(exc, PermanentRegistryError):
-        return Failure.PERMANENT
-    if isinstance(exc, NoAccountAvailable | AccountStoreError | QueueError | RedisError):
-        return Failure.SERVICE
-    return Failure.DOCUMENT
-
-
-def judge(job: Job, queue: Queue, exc: Exception) -> Verdict:
-    """A failed download's verdict, in the registry's words, with the evidence stored."""
-    if isinstance(exc, RegistryError):
-        evidence: list[str] = []
-        try:
-            evidence = store_evidence(job, queue, exc.evidence) if exc.evidence else []
-        except Exception:  # evidence is best effort: the failure itself must be recorded
-            get_run_logger().warning("%s: evidence not stored", job.label, exc_info=True)
-        message = exc.message + (f" (evidence: {', '.join(evidence)})" if evidence else "")
-    else:
-        message = f"unexpected error: {type(exc).__name__}: {exc}"
-    return message, classify(exc), None
+async def download_or_keep_evidence(
+    job: Job, queue: Queue, settings: Settings, evidence_dir: Path
+) -> DownloadResult:
+    """`download`; a registry failure's screenshot and trace are stored first, so that the
+    row's message links them."""
+    try:
+        return await download(job, queue, settings, evidence_dir)
+    except RegistryError as exc:
+        if exc.evidence:
+            try:
+                exc.stored_evidence = store_evidence(job, queue, exc.evidence)
+            except Exception:  # evidence is best effort: the failure itself must be recorded
+                get_run_logger().warning("%s: evidence not stored", job.label, exc_info=True)
+        raise
 
 
 @flow(name=REGISTRE.flow, **HOOKS)
@@ -116,7 +104,7 @@ async def registre(env: str, job_id: str) -> Any:
     settings = get_settings()
     with (
         tempfile.TemporaryDirectory() as evidence_dir,
-        document_run(REGISTRE, env, job_id, judge) as run,
+        document_run(REGISTRE, env, job_id) as run,
     ):
         if run.job is None or run.lease is None:
             return run.skipped
@@ -124,7 +112,7 @@ async def registre(env: str, job_id: str) -> Any:
         # before any browser: a recent download of the same document is already paid for
         reuse = fresh_download(run.queue, job, reuse_hours(settings, job.document_source))
         if reuse is None:
-            result = await download(job, run.queue, settings, Path(evidence_dir))
+            result = await download_or_keep_evidence(job, run.queue, settings, Path(evidence_dir))
             run.lease.check()
             path = store_pdf(job, run.queue, result.pdf)
             get_run_logger().info("%s stored at %s (%d bytes)", job.label, path,

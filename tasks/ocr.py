@@ -9,6 +9,7 @@ import redis
 from google.genai import types
 from pydantic import BaseModel
 
+from tasks.failures import DocumentFailed
 from tasks.gemini import (
     TOKENS_PER_IMAGE_TILE,
     GenerateResult,
@@ -38,7 +39,7 @@ class BoostedIndex(BaseModel):
     pages: list[IndexPage]
 
 
-class OcrFailed(Exception):
+class OcrFailed(DocumentFailed):
     """Gemini's answer cannot be used for this document (the message says why). `permanent`:
     reading again will not help (an unreadable page), as opposed to an answer that varies."""
 

@@ -20,6 +20,8 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 from PIL import Image, ImageFilter, ImageOps
 
+from tasks.failures import DocumentFailed
+
 __all__ = [
     "PDFIUM_LOCK",
     "CorruptPdf",
@@ -61,8 +63,11 @@ def _head(source: bytes | Path, limit: int = 1 << 20) -> bytes:
     return source[:limit]
 
 
-class PdfError(Exception):
+class PdfError(DocumentFailed):
     """The PDF cannot be turned into page images."""
+
+    what = "the PDF cannot be read"
+    permanent = True
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.__doc__)

@@ -30,7 +30,7 @@ _CAPACITY_HINT = (
 )
 
 
-class InsufficientCapacity(Exception):
+class InsufficientCapacity(ConfigError):
     """The host's budget cannot hold what its configuration asks for."""
 
 

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tasks.settings import ConfigError
+
 __all__ = [
     "DEFAULT_PRICES",
     "GeminiBill",
@@ -59,7 +61,7 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 }
 
 
-class PriceTableError(ValueError):
+class PriceTableError(ConfigError):
     """GEMINI_PRICES is not a price table, or a model in use has no price."""
 
 

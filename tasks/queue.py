@@ -12,6 +12,7 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, create_client
 
+from tasks.failures import DocumentFailed, RetryLater
 from tasks.requests import OCR_SOURCES, SOURCES, InvalidRequest, check_request, text
 from tasks.settings import Environment, Settings
 from tasks.statuses import NAMES, StatusMap, status_map
@@ -29,8 +30,9 @@ class Stage(StrEnum):
     OCR = "ocr"
 
 
-class QueueError(Exception):
-    """A queue operation failed; `reason` says why without naming the operation."""
+class QueueError(RetryLater):
+    """A queue operation failed (Supabase down, a key refused); `reason` says why without naming
+    the operation."""
 
     def __init__(self, message: str, reason: str | None = None) -> None:
         super().__init__(message)
@@ -41,8 +43,10 @@ class LeaseLost(QueueError):
     """The row is no longer held by this owner: its lease expired and it was taken back."""
 
 
-class InvalidJob(QueueError):
+class InvalidJob(DocumentFailed):
     """The row cannot be processed as it stands; the message says what to fix."""
+
+    permanent = True
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tasks.failures import DocumentFailed
+
 SOURCES = ("index", "acte", "plan_cadastraux")
 OCR_SOURCES = ("index", "acte")
 ACTE_TYPES = ("Acte", "Acte divers", "Avis d'adresse", "Radiation")
@@ -31,8 +33,10 @@ CIRCONSCRIPTIONS = (
 )  # fmt: skip
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(DocumentFailed):
     """A request the registry stage cannot work on; the message says what to fix."""
+
+    permanent = True
 
 
 @dataclass(frozen=True)

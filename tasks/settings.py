@@ -8,13 +8,17 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tasks.failures import RetryLater
 from tasks.machine import this_machine
 
 ENVIRONMENT_ORDER = ("prod", "staging", "dev")  # the order in which queues are polled
 
 
-class ConfigError(Exception):
-    """The configuration is invalid; the message names the variables to fix."""
+class ConfigError(RetryLater):
+    """The configuration is invalid; the message names the variables to fix. Rows wait for it to
+    be fixed rather than spend their attempts."""
+
+    what = "configuration"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from tasks.registry.errors import (
     PermanentRegistryError,
     RegistryError,
     TransientRegistryError,
-    classify,
 )
 from tasks.registry.models import DownloadResult, RegistryRequest
 from tasks.registry.session import SessionStore
@@ -26,7 +25,6 @@ __all__ = [
     "RegistryRequest",
     "SessionStore",
     "TransientRegistryError",
-    "classify",
     "download_document",
     "shared_browser",
 ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from playwright.async_api import BrowserContext, Page
 
+from tasks.failures import RetryLater
 from tasks.registry.accounts import Account, AccountPool
 from tasks.registry.browser import BrowserHost, shared_browser
 from tasks.registry.config import RegistryConfig
@@ -116,6 +117,8 @@ async def _download_with_account(
             pdf, selections = await _run_flow(context, page, job, cfg)
         await _keep_session(sessions, account.id, context)
         await discard_trace(context)
+    except RetryLater:
+        raise  # accounts or Supabase, not the registry: nothing of the page to keep
     except Exception as exc:
         error = translate(exc, context=job.label)
         if isinstance(error, SessionExpired) and relogged:

@@ -1,28 +1,28 @@
-"""What went wrong on the registry, cut by what the caller does next.
+"""What went wrong on the registry, in the failure tree (tasks/failures.py).
 
-* RegistryError
-  + PermanentRegistryError      fail this document now, no retry
-    - DocumentNotFound          the registry says the document, lot or index sheet does not exist
-    - NoMatchingOption          the circonscription/cadastre/type/designation is not on the form
-  + TransientRegistryError      retry later, with backoff
-    - RegistryTimeout           a page, selector or the document did not come in time
-    - SiteUnavailable           5xx, network error
-    - BrowserCrashed            the browser or its page went away
-    - SessionExpired            the site logged us out and logging in again did not help
-    - DownloadStalled           the document page loaded but no PDF came out of it
-    - NoAccountAvailable        every usable account is checked out (or none is usable)
-    - AccountStoreError         worker_accounts could not be read or written
-  + AccountError                the credentials were refused: use the next account
+* RegistryError (DocumentFailed)  the registry could not give this document: one attempt spent
+  + PermanentRegistryError        permanent: fail this document now, no retry
+    - DocumentNotFound            the registry says the document, lot or index sheet does not exist
+    - NoMatchingOption            the circonscription/cadastre/type/designation is not on the form
+  + TransientRegistryError        retried later, with backoff
+    - RegistryTimeout             a page, selector or the document did not come in time
+    - SiteUnavailable             5xx, network error
+    - BrowserCrashed              the browser or its page went away
+    - SessionExpired              the site logged us out and logging in again did not help
+    - DownloadStalled             the document page loaded but no PDF came out of it
+  + AccountError                  the credentials were refused: the driver uses the next account
+* NoAccountAvailable (RetryLater) every usable account is checked out (or none is usable)
+* AccountStoreError (RetryLater)  worker_accounts could not be read or written
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from tasks.failures import DocumentFailed, RetryLater
 from tasks.registry.matching import normalize
 
 __all__ = [
@@ -31,7 +31,6 @@ __all__ = [
     "BrowserCrashed",
     "DocumentNotFound",
     "DownloadStalled",
-    "ErrorKind",
     "NoAccountAvailable",
     "NoMatchingOption",
     "PermanentRegistryError",
@@ -40,13 +39,10 @@ __all__ = [
     "SessionExpired",
     "SiteUnavailable",
     "TransientRegistryError",
-    "classify",
-    "classify_message",
+    "error_class",
     "error_from_message",
     "translate",
 ]
-
-ErrorKind = Literal["permanent", "transient", "account"]
 
 # Registry texts (normalised, see matching.normalize) that mean the thing asked for does not exist.
 _NOT_FOUND_MARKERS = ("inexistant", "aucune information ne correspond", "n existe pas")
@@ -63,25 +59,29 @@ _BROWSER_GONE_MARKERS = (
 )
 
 
-class RegistryError(Exception):
+class RegistryError(DocumentFailed):
     """The registry could not be used."""
-
-    kind: ErrorKind = "transient"
 
     def __init__(self, message: str | None = None, *, registry_message: str | None = None):
         self.registry_message = registry_message
-        self.evidence: list[Path] = []
+        self.evidence: list[Path] = []  # the failure's screenshot and trace, saved here
+        self.stored_evidence: list[str] = []  # where they were uploaded, said with the message
         super().__init__(message or registry_message or self.__doc__)
 
     @property
     def message(self) -> str:
         return str(self.args[0])
 
+    def __str__(self) -> str:
+        if not self.stored_evidence:
+            return self.message
+        return f"{self.message} (evidence: {', '.join(self.stored_evidence)})"
+
 
 class PermanentRegistryError(RegistryError):
     """The registry refused this document; trying again will not help."""
 
-    kind: ErrorKind = "permanent"
+    permanent = True
 
 
 class DocumentNotFound(PermanentRegistryError):
@@ -116,44 +116,43 @@ class DownloadStalled(TransientRegistryError):
     """The document page loaded but no PDF could be obtained from it."""
 
 
-class NoAccountAvailable(TransientRegistryError):
-    """No registry account is free: all are in use, inactive or over the failure limit."""
-
-
-class AccountStoreError(TransientRegistryError):
-    """The worker_accounts table could not be read or updated."""
-
-
 class AccountError(RegistryError):
     """The registry refused this account's credentials."""
 
-    kind: ErrorKind = "account"
+
+class NoAccountAvailable(RetryLater):
+    """No registry account is free: all are in use, inactive or over the failure limit."""
+
+    what = None  # the message says it all
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
 
 
-def classify_message(text: str) -> ErrorKind | None:
+class AccountStoreError(RetryLater):
+    """The worker_accounts table could not be read or updated."""
+
+    what = "registry accounts"
+
+
+def error_class(text: str) -> type[RegistryError] | None:
     """What a message shown by the registry means; None when it is not a known error."""
     norm = normalize(text)
     if any(marker in norm for marker in _NOT_FOUND_MARKERS):
-        return "permanent"
-    if any(marker in norm for marker in _SESSION_MARKERS + _UNAVAILABLE_MARKERS):
-        return "transient"
+        return DocumentNotFound
+    if any(marker in norm for marker in _SESSION_MARKERS):
+        return SessionExpired
+    if any(marker in norm for marker in _UNAVAILABLE_MARKERS):
+        return SiteUnavailable
     return None
 
 
 def error_from_message(text: str, *, context: str) -> RegistryError:
     """The exception for an error message shown on a registry page (`context` says which step)."""
     text = " ".join(text.split())
-    message = f"{context}: {text}"
-    kind = classify_message(text)
-    if kind == "permanent":
-        return DocumentNotFound(message, registry_message=text)
-    if kind == "transient":
-        norm = normalize(text)
-        if any(marker in norm for marker in _SESSION_MARKERS):
-            return SessionExpired(message, registry_message=text)
-        return SiteUnavailable(message, registry_message=text)
     # An unknown validation message is the site refusing the request as posted: a person must look.
-    return PermanentRegistryError(message, registry_message=text)
+    cls = error_class(text) or PermanentRegistryError
+    return cls(f"{context}: {text}", registry_message=text)
 
 
 def translate(exc: BaseException, *, context: str = "registry") -> RegistryError:
@@ -173,10 +172,3 @@ def translate(exc: BaseException, *, context: str = "registry") -> RegistryError
     if isinstance(exc, ConnectionError | OSError):
         return SiteUnavailable(f"{context}: {detail}")
     return TransientRegistryError(f"{context}: unexpected {type(exc).__name__} ({detail})")
-
-
-def classify(exc: BaseException) -> ErrorKind:
-    """permanent (straight to error), transient (retry with backoff) or account (next account).
-
-    Unknown exceptions count as transient: the job's attempt limit still bounds them."""
-    return translate(exc).kind

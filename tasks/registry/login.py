@@ -6,7 +6,7 @@ from playwright.async_api import BrowserContext, Page
 
 from tasks.registry.accounts import Account
 from tasks.registry.config import RegistryConfig
-from tasks.registry.errors import AccountError, classify_message, error_from_message
+from tasks.registry.errors import AccountError, error_class, error_from_message
 from tasks.registry.pages import (
     ENTRY_LINK,
     LOGIN_PASSWORD,
@@ -51,7 +51,8 @@ async def log_in(context: BrowserContext, account: Account, cfg: RegistryConfig)
     if still_on_form:
         await page.locator(LOGIN_PASSWORD).first.fill("")  # keep it out of any screenshot
     for text in messages:
-        if classify_message(text) == "transient":
+        known = error_class(text)
+        if known is not None and not known.permanent:  # the site, not the credentials
             raise error_from_message(text, context="registry login")
     if messages or still_on_form:
         text = " ".join(messages) or "the login form came back without a message"

@@ -6,7 +6,8 @@ import pytest
 
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACCOUNTS
-from tasks.registry import RegistryError, classify
+from tasks.failures import Fate, decide
+from tasks.registry import RegistryError
 from tasks.registry.errors import (
     DocumentNotFound,
     DownloadStalled,
@@ -65,27 +66,32 @@ def failure(harness, run, job) -> RegistryError:
 def test_registry_refusals_are_permanent(harness, run, job, error_type, message) -> None:
     error = failure(harness, run, job)
     assert isinstance(error, error_type), repr(error)
-    assert classify(error) == "permanent"
+    assert decide(error, attempts=0, base_s=1).fate is Fate.ERROR
     assert message in str(error)
 
 
 def test_server_error_is_transient(harness, run) -> None:
     control.set_faults(harness.base_url, fail_next_searches=1)
     error = failure(harness, run, index("2 274 178"))
-    assert isinstance(error, SiteUnavailable) and classify(error) == "transient"
+    assert (
+        isinstance(error, SiteUnavailable)
+        and decide(error, attempts=0, base_s=1).fate is Fate.RETRY
+    )
     assert "500" in str(error)
 
 
 def test_stalled_download_is_transient(harness, run) -> None:
     control.set_faults(harness.base_url, stall_next_downloads=1)
     error = failure(harness, run, acte("10 687 352"))
-    assert isinstance(error, DownloadStalled) and classify(error) == "transient"
+    assert isinstance(error, DownloadStalled)
+    assert decide(error, attempts=0, base_s=1).fate is Fate.RETRY
 
 
 def test_no_usable_account_is_transient(harness, run) -> None:
     harness.sql("UPDATE worker_accounts SET password = 'wrong'")
     error = failure(harness, run, index("2 274 178"))
-    assert isinstance(error, NoAccountAvailable) and classify(error) == "transient"
+    assert isinstance(error, NoAccountAvailable)
+    assert decide(error, attempts=0, base_s=1).fate is Fate.WAIT  # no attempt spent
     assert "invalide" in str(error)
     failures = harness.sql("SELECT failure_count FROM worker_accounts")
     assert sorted(f for (f,) in failures) == [1, 1, 1]

@@ -4,6 +4,7 @@ import pytest
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from tasks.failures import Failure, Fate, decide
 from tasks.registry.errors import (
     AccountError,
     BrowserCrashed,
@@ -13,29 +14,37 @@ from tasks.registry.errors import (
     RegistryTimeout,
     SessionExpired,
     SiteUnavailable,
-    classify,
-    classify_message,
+    error_class,
     error_from_message,
     translate,
 )
 
 
+def fate(exc: BaseException) -> Fate:
+    """The row's fate had the download raised `exc` (the driver translates what is not ours)."""
+    failure = exc if isinstance(exc, Failure) else translate(exc)
+    return decide(failure, attempts=0, base_s=1).fate
+
+
 @pytest.mark.parametrize(
-    ("message", "kind"),
+    ("message", "error"),
     [
-        ("La fiche immobilière demandée est inexistante", "permanent"),  # index not found
-        ("Aucune information ne correspond aux critères de sélection", "permanent"),
-        ("Le document demandé est inexistant", "permanent"),
-        ("Le lot n'existe pas dans la circonscription foncière demandée", "permanent"),
-        ("Le lot n’existe pas dans la circonscription", "permanent"),  # typographic apostrophe
-        ("Votre session est expirée. Veuillez vous reconnecter.", "transient"),
-        ("Le service est temporairement indisponible", "transient"),
+        ("La fiche immobilière demandée est inexistante", DocumentNotFound),  # index not found
+        ("Aucune information ne correspond aux critères de sélection", DocumentNotFound),
+        ("Le document demandé est inexistant", DocumentNotFound),
+        ("Le lot n'existe pas dans la circonscription foncière demandée", DocumentNotFound),
+        ("Le lot n’existe pas dans la circonscription", DocumentNotFound),  # typographic '
+        ("Votre session est expirée. Veuillez vous reconnecter.", SessionExpired),
+        ("Le service est temporairement indisponible", SiteUnavailable),
         ("Nous vous proposons une liste de document(s) dont le numéro est semblable", None),
         ("Le lot 2 274 178 est inactif", None),
     ],
 )
-def test_classify_message(message: str, kind: str | None) -> None:
-    assert classify_message(message) == kind
+def test_error_class(message: str, error: type | None) -> None:
+    assert error_class(message) is error
+    if error is not None:
+        expected = Fate.ERROR if error is DocumentNotFound else Fate.RETRY
+        assert fate(error_from_message(message, context="search")) is expected
 
 
 def test_error_from_message_keeps_the_registry_text() -> None:
@@ -43,51 +52,51 @@ def test_error_from_message_keeps_the_registry_text() -> None:
     assert isinstance(error, DocumentNotFound)
     assert error.registry_message == "Le document demandé est inexistant"
     assert str(error) == "acte search: Le document demandé est inexistant"
-    assert classify(error) == "permanent"
+    assert fate(error) is Fate.ERROR
 
 
 def test_unknown_registry_message_fails_the_document() -> None:
     error = error_from_message("Le numéro de lot est invalide", context="index search")
-    assert classify(error) == "permanent"
+    assert fate(error) is Fate.ERROR
     assert error.registry_message == "Le numéro de lot est invalide"
 
 
 @pytest.mark.parametrize(
-    ("exc", "kind", "translated"),
+    ("exc", "expected", "translated"),
     [
-        (PlaywrightTimeoutError("Timeout 30000ms exceeded."), "transient", RegistryTimeout),
+        (PlaywrightTimeoutError("Timeout 30000ms exceeded."), Fate.RETRY, RegistryTimeout),
         (
             PlaywrightError("Target page, context or browser has been closed"),
-            "transient",
+            Fate.RETRY,
             BrowserCrashed,
         ),
-        (PlaywrightError("Target closed"), "transient", BrowserCrashed),
-        (PlaywrightError("Page crashed"), "transient", BrowserCrashed),
+        (PlaywrightError("Target closed"), Fate.RETRY, BrowserCrashed),
+        (PlaywrightError("Page crashed"), Fate.RETRY, BrowserCrashed),
         (
             PlaywrightError("net::ERR_CONNECTION_REFUSED at https://x/Sirf/"),
-            "transient",
+            Fate.RETRY,
             SiteUnavailable,
         ),
-        (PlaywrightError("Execution context was destroyed"), "transient", None),
-        (TimeoutError(), "transient", RegistryTimeout),
-        (ConnectionResetError("reset"), "transient", SiteUnavailable),
-        (SessionExpired(), "transient", SessionExpired),
-        (NoAccountAvailable(), "transient", NoAccountAvailable),
+        (PlaywrightError("Execution context was destroyed"), Fate.RETRY, None),
+        (TimeoutError(), Fate.RETRY, RegistryTimeout),
+        (ConnectionResetError("reset"), Fate.RETRY, SiteUnavailable),
+        (SessionExpired(), Fate.RETRY, SessionExpired),
+        (NoAccountAvailable(), Fate.WAIT, None),  # no attempt spent, nothing to translate
         (
             NoMatchingOption("circonscription 'Gaspé' is not among the choices"),
-            "permanent",
+            Fate.ERROR,
             NoMatchingOption,
         ),
         (
             AccountError("refused", registry_message="Mot de passe invalide"),
-            "account",
+            Fate.RETRY,
             AccountError,
         ),
-        (ValueError("a bug"), "transient", None),  # bounded by the job's attempts
+        (ValueError("a bug"), Fate.RETRY, None),  # bounded by the job's attempts
     ],
 )
-def test_classify_exceptions(exc: BaseException, kind: str, translated: type | None) -> None:
-    assert classify(exc) == kind
+def test_fate_of_exceptions(exc: BaseException, expected: Fate, translated: type | None) -> None:
+    assert fate(exc) is expected
     if translated is not None:
         assert isinstance(translate(exc), translated)
 
