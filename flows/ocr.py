@@ -22,14 +22,9 @@ from prefect.futures import PrefectFuture
 from redis import RedisError
 
 from flows.common import HOOKS, Failure, Verdict, document_run, this_host_registered
-from tasks.gemini import (
-    BadOutput,
-    GeminiError,
-    GeminiRejected,
-    GeminiRetryLater,
-    GenerateResult,
-    document_part,
-)
+from tasks.gemini.errors import BadOutput, GeminiError, GeminiRejected, GeminiRetryLater
+from tasks.gemini.files import document_part
+from tasks.gemini.generate import GenerateResult
 from tasks.index_rows import IndexPage
 from tasks.index_text import render_pages
 from tasks.lease import LeaseKeeper

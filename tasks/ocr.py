@@ -9,15 +9,9 @@ import redis
 from google.genai import types
 from pydantic import BaseModel
 
-from tasks.gemini import (
-    TOKENS_PER_IMAGE_TILE,
-    GenerateResult,
-    RateLimiter,
-    RetryPolicy,
-    client_from_settings,
-    estimate_tokens,
-    generate,
-)
+from tasks.gemini.client import client_from_settings
+from tasks.gemini.generate import GenerateResult, RateLimiter, RetryPolicy, generate
+from tasks.gemini.tokens import TOKENS_PER_IMAGE_TILE, estimate_tokens
 from tasks.index_rows import NATURES, IndexPage
 from tasks.ratelimit import GeminiLimiter
 from tasks.settings import Settings
