@@ -28,7 +28,7 @@ import redis
 from sandbox import gemini
 from sandbox.registry.catalogue import INDEX_DOCUMENTS, render_pdf
 from tasks import pages
-from tasks.ocr import Gemini, read_index_page
+from tasks.ocr import GeminiCaller, read_index_page
 from tasks.settings import load_settings
 
 fork = multiprocessing.get_context("fork")
@@ -45,14 +45,14 @@ def page_backlog() -> list[bytes]:
 def worker(env: dict[str, str], jpegs: list[bytes], threads: int, until: float, out) -> None:
     """One worker process: `threads` page readers, as OCR_PAGE_CONCURRENCY runs them."""
     os.environ.update(env)
-    gemini_ = Gemini.from_settings(load_settings(_env_file=None))
+    caller = GeminiCaller.from_settings(load_settings(_env_file=None))
     done, failed = [0], [0]
 
     def read(offset: int) -> None:
         n = offset
         while time.time() < until:
             try:
-                read_index_page(gemini_, jpegs[n % len(jpegs)])
+                read_index_page(caller, jpegs[n % len(jpegs)])
                 done[0] += 1
             except Exception:  # a call that gave up after its attempts: counted, not fatal
                 failed[0] += 1

@@ -21,11 +21,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from flows.common import HOOKS, document_run, this_host_registered
-from tasks.gemini import GenerateResult, document_part
+from tasks.gemini.files import document_part
+from tasks.gemini.generate import GenerateResult
 from tasks.index_rows import IndexPage
 from tasks.index_text import render_pages
 from tasks.lease import LeaseKeeper
-from tasks.ocr import Gemini, OcrFailed, boost_acte, boost_index, read_acte, read_index_page
+from tasks.ocr import GeminiCaller, OcrFailed, boost_acte, boost_index, read_acte, read_index_page
 from tasks.pages import PageOptions, check_page_count
 from tasks.pages import render_pages as page_images
 from tasks.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
@@ -36,7 +37,7 @@ from tasks.storage import Storage
 
 
 @task(cache_policy=NO_CACHE, task_run_name="read-page-{number}", tags=["gemini"])
-def read_page(gemini: Gemini, number: int, jpeg: bytes) -> tuple[IndexPage, GenerateResult]:
+def read_page(gemini: GeminiCaller, number: int, jpeg: bytes) -> tuple[IndexPage, GenerateResult]:
     return read_index_page(gemini, jpeg)
 
 
@@ -47,22 +48,24 @@ def fetch_pdf(job: Job, queue: Queue) -> bytes:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="boost-index", tags=["gemini"])
-def boost(gemini: Gemini, raw_text: str, pages: int) -> tuple[list[IndexPage], GenerateResult]:
+def boost(
+    gemini: GeminiCaller, raw_text: str, pages: int
+) -> tuple[list[IndexPage], GenerateResult]:
     return boost_index(gemini, raw_text, pages)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="transcribe-acte", tags=["gemini"])
-def transcribe(gemini: Gemini, part: Any, pages: int) -> GenerateResult:
+def transcribe(gemini: GeminiCaller, part: Any, pages: int) -> GenerateResult:
     return read_acte(gemini, part, pages)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="boost-acte", tags=["gemini"])
-def boost_transcription(gemini: Gemini, raw_text: str) -> GenerateResult:
+def boost_transcription(gemini: GeminiCaller, raw_text: str) -> GenerateResult:
     return boost_acte(gemini, raw_text)
 
 
 def read_all_pages(
-    gemini: Gemini, job: Job, pdf: bytes, settings: Settings, lease: LeaseKeeper,
+    gemini: GeminiCaller, job: Job, pdf: bytes, settings: Settings, lease: LeaseKeeper,
     bill: GeminiBill,
 ) -> list[IndexPage]:  # fmt: skip
     """Pages rendered and read with at most `ocr_page_concurrency` in flight, in order; stops
@@ -99,7 +102,7 @@ def read_all_pages(
 
 
 def ocr_index_document(
-    gemini: Gemini, job: Job, pdf: bytes, settings: Settings, lease: LeaseKeeper,
+    gemini: GeminiCaller, job: Job, pdf: bytes, settings: Settings, lease: LeaseKeeper,
     bill: GeminiBill,
 ) -> dict[str, Any]:  # fmt: skip
     pages = read_all_pages(gemini, job, pdf, settings, lease, bill)
@@ -124,7 +127,7 @@ def ocr_index_document(
 
 
 def ocr_acte_document(
-    gemini: Gemini, job: Job, pdf: bytes, max_pages: int, bill: GeminiBill
+    gemini: GeminiCaller, job: Job, pdf: bytes, max_pages: int, bill: GeminiBill
 ) -> dict[str, Any]:
     pages = check_page_count(pdf, max_pages)  # a bad PDF fails here, before any Gemini call
     name = f"acte-{job.document_number}"
@@ -146,7 +149,7 @@ def ocr_document(deployment: DocumentDeployment, env: str, job_id: str) -> Any:
         if run.job is None or run.lease is None:
             return run.skipped
         job, settings = run.job, run.settings
-        gemini = Gemini.from_settings(settings)
+        gemini = GeminiCaller.from_settings(settings)
         bill = GeminiBill(price_table(settings.gemini_prices))
         try:
             pdf = fetch_pdf(job, run.queue)

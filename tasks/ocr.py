@@ -10,15 +10,9 @@ from google.genai import types
 from pydantic import BaseModel
 
 from tasks.failures import DocumentFailed
-from tasks.gemini import (
-    TOKENS_PER_IMAGE_TILE,
-    GenerateResult,
-    RateLimiter,
-    RetryPolicy,
-    client_from_settings,
-    estimate_tokens,
-    generate,
-)
+from tasks.gemini.client import client_from_settings
+from tasks.gemini.generate import GenerateResult, RateLimiter, RetryPolicy, generate
+from tasks.gemini.tokens import TOKENS_PER_IMAGE_TILE, estimate_tokens
 from tasks.index_rows import NATURES, IndexPage
 from tasks.ratelimit import GeminiLimiter
 from tasks.settings import Settings
@@ -55,9 +49,9 @@ def prompt(name: str) -> str:
 
 
 @dataclass
-class Gemini:
+class GeminiCaller:
     """Everything a Gemini call needs in this process: the client, the global limiter (every call
-    goes through it), the retry policy and the models."""
+    goes through it), the retry policy and the models. `call` makes one call with them."""
 
     client: Any
     limiter: RateLimiter
@@ -66,7 +60,7 @@ class Gemini:
     boost_model: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Gemini:
+    def from_settings(cls, settings: Settings) -> GeminiCaller:
         return cls(
             client=client_from_settings(settings),
             limiter=GeminiLimiter.from_settings(settings, redis.Redis.from_url(settings.redis_url)),
@@ -105,7 +99,7 @@ def _json_config(
     )
 
 
-def read_index_page(gemini: Gemini, jpeg: bytes) -> tuple[IndexPage, GenerateResult]:
+def read_index_page(gemini: GeminiCaller, jpeg: bytes) -> tuple[IndexPage, GenerateResult]:
     """One scanned index page -> its template, header and rows, as data."""
     image = types.Part.from_bytes(data=jpeg, mime_type="image/jpeg")
     config = _json_config(IndexPage, EXTRACT_TEMPERATURE, PAGE_OUTPUT_TOKENS)
@@ -116,7 +110,7 @@ def read_index_page(gemini: Gemini, jpeg: bytes) -> tuple[IndexPage, GenerateRes
 
 
 def boost_index(
-    gemini: Gemini, raw_text: str, page_count: int
+    gemini: GeminiCaller, raw_text: str, page_count: int
 ) -> tuple[list[IndexPage], GenerateResult]:
     """One correction pass over the whole document (rows may refer to earlier pages)."""
     contents = [f"{prompt('index_boost')}\n---\n{BOOST_HEADING}\n{raw_text}"]
@@ -131,7 +125,7 @@ def boost_index(
     return pages, result
 
 
-def read_acte(gemini: Gemini, document: types.Part, pages: int) -> GenerateResult:
+def read_acte(gemini: GeminiCaller, document: types.Part, pages: int) -> GenerateResult:
     """The full transcription of an acte given as a whole PDF (inline or a Files API part).
 
     The limiter is told the PDF's real weight: a Files API part alone says nothing of it."""
@@ -147,7 +141,7 @@ def read_acte(gemini: Gemini, document: types.Part, pages: int) -> GenerateResul
     )  # fmt: skip
 
 
-def boost_acte(gemini: Gemini, raw_text: str) -> GenerateResult:
+def boost_acte(gemini: GeminiCaller, raw_text: str) -> GenerateResult:
     contents = [f"{prompt('acte_boost')}\n---\n{BOOST_HEADING}\n{raw_text}"]
     config = types.GenerateContentConfig(
         temperature=BOOST_TEMPERATURE, max_output_tokens=DOCUMENT_OUTPUT_TOKENS

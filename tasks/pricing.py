@@ -110,7 +110,7 @@ def check_priced(table: Mapping[str, ModelPrice], models: Mapping[str, str]) -> 
 
 
 class TokenCounts(Protocol):
-    """What a Gemini answer reports (tasks.gemini.Usage)."""
+    """What a Gemini answer reports (tasks.gemini.generate.TokenUsage)."""
 
     @property
     def prompt_tokens(self) -> int: ...

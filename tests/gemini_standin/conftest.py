@@ -9,11 +9,13 @@ import pytest
 from google import genai
 from google.genai import types
 
-from tasks import gemini, ratelimit
+from tasks import ratelimit
+from tasks.gemini.client import make_client
+from tasks.gemini.generate import GenerateResult, RateLimiter, RetryPolicy, generate
 
 API_KEY = "test-gemini-key-not-secret"  # the key tests/conftest.py starts it with
 MODEL = "gemini-2.0-flash"
-FAST = gemini.RetryPolicy(max_attempts=4, backoff_base_s=0.01, backoff_max_s=0.05, max_wait_s=10)
+FAST = RetryPolicy(max_attempts=4, backoff_base_s=0.01, backoff_max_s=0.05, max_wait_s=10)
 
 
 @pytest.fixture
@@ -24,7 +26,7 @@ def base_url(gemini_api: str) -> str:
 
 @pytest.fixture
 def client(base_url: str) -> genai.Client:
-    return gemini.make_client(API_KEY, base_url, timeout_s=10)
+    return make_client(API_KEY, base_url, timeout_s=10)
 
 
 @pytest.fixture
@@ -41,10 +43,10 @@ def stats(base_url: str) -> dict:
 
 
 def call(
-    client: genai.Client, limiter: gemini.RateLimiter, contents: object = "Bonjour", **config
-) -> gemini.GenerateResult:
+    client: genai.Client, limiter: RateLimiter, contents: object = "Bonjour", **config
+) -> GenerateResult:
     """One generate() with the test retry policy; keyword arguments make the config."""
-    return gemini.generate(
+    return generate(
         contents,
         model=MODEL,
         limiter=limiter,

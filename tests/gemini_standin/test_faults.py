@@ -11,7 +11,9 @@ import redis
 from PIL import Image
 
 from sandbox import gemini as standin
-from tasks import gemini, ratelimit
+from tasks import ratelimit
+from tasks.gemini.client import make_client
+from tasks.gemini.errors import GeminiRejected, MalformedOutput, TruncatedOutput, Unavailable
 from tests.conftest import TEST_REDIS_URL
 
 from .conftest import API_KEY, FAST, MODEL, InProcessLimiter, call, set_faults, stats
@@ -25,7 +27,7 @@ def tight_url() -> Iterator[str]:
 
 
 def test_429_pauses_every_caller_then_succeeds(tight_url) -> None:
-    client = gemini.make_client(API_KEY, tight_url, timeout_s=10)
+    client = make_client(API_KEY, tight_url, timeout_s=10)
     limiter = InProcessLimiter()
     started = time.monotonic()
     results = [call(client, limiter) for _ in range(5)]
@@ -65,13 +67,13 @@ def test_503_then_success_is_retried(client, limiter, base_url) -> None:
 
 def test_500_every_time_gives_up_as_unavailable(client, limiter, base_url) -> None:
     set_faults(base_url, error_status=500, error_count=10)
-    with pytest.raises(gemini.Unavailable, match="500"):
+    with pytest.raises(Unavailable, match="500"):
         call(client, limiter)
     assert stats(base_url)["by_status"] == {"500": FAST.max_attempts}
 
 
 def test_a_slow_answer_times_out_and_is_retried(base_url, limiter) -> None:
-    client = gemini.make_client(API_KEY, base_url, timeout_s=0.5)
+    client = make_client(API_KEY, base_url, timeout_s=0.5)
     set_faults(base_url, delay_s=1.5, delay_count=1)
     assert call(client, limiter).attempts == 2
     # the abandoned slow request is still being answered: let it finish, so that it is not
@@ -83,28 +85,28 @@ def test_a_slow_answer_times_out_and_is_retried(base_url, limiter) -> None:
 
 def test_max_tokens_is_an_error_not_a_result(client, limiter, base_url) -> None:
     set_faults(base_url, truncate_count=1)
-    with pytest.raises(gemini.TruncatedOutput, match="MAX_TOKENS"):
+    with pytest.raises(TruncatedOutput, match="MAX_TOKENS"):
         call(client, limiter)
 
 
 def test_malformed_json_is_an_error(client, limiter, base_url) -> None:
     set_faults(base_url, malformed_json_count=1)
     schema = {"type": "object", "properties": {"text": {"type": "string"}}}
-    with pytest.raises(gemini.MalformedOutput, match="invalid JSON"):
+    with pytest.raises(MalformedOutput, match="invalid JSON"):
         call(client, limiter, response_mime_type="application/json", response_json_schema=schema)
 
 
 def test_400_is_permanent_and_not_retried(client, limiter, base_url) -> None:
     set_faults(base_url, invalid_argument_match="POISON")
-    with pytest.raises(gemini.GeminiRejected, match="INVALID_ARGUMENT") as raised:
+    with pytest.raises(GeminiRejected, match="INVALID_ARGUMENT") as raised:
         call(client, limiter, "a POISON prompt")
     assert raised.value.status_code == 400
     assert stats(base_url)["requests"] == 1
 
 
 def test_wrong_key_is_rejected_without_leaking_it(base_url, limiter) -> None:
-    client = gemini.make_client("wrong-key-value", base_url, timeout_s=10)
-    with pytest.raises(gemini.GeminiRejected, match="API key not valid") as raised:
+    client = make_client("wrong-key-value", base_url, timeout_s=10)
+    with pytest.raises(GeminiRejected, match="API key not valid") as raised:
         call(client, limiter)
     assert "wrong-key-value" not in str(raised.value)
     missing = httpx.post(
@@ -135,7 +137,7 @@ def test_stats_log_every_request(client, limiter, base_url) -> None:
 
 
 def test_the_redis_limiter_takes_the_pause_for_every_process(tight_url, redis_prefix) -> None:
-    client = gemini.make_client(API_KEY, tight_url, timeout_s=10)
+    client = make_client(API_KEY, tight_url, timeout_s=10)
     limiter = ratelimit.GeminiLimiter(
         redis.Redis.from_url(TEST_REDIS_URL), max_rpm=100, max_tpm=1_000_000, prefix=redis_prefix
     )

@@ -10,7 +10,8 @@ from google.genai import types
 from PIL import Image
 
 from sandbox.registry import catalogue
-from tasks import gemini, index_text, pages
+from tasks import index_text, pages
+from tasks.gemini.files import document_part
 from tasks.index_rows import IndexPage
 
 from .conftest import MODEL, call, stats
@@ -65,7 +66,7 @@ def test_an_unknown_image_is_unreadable_not_invented(client, limiter) -> None:
 
 def test_acte_pdf_inline_answers_its_text_layer(client, limiter, base_url) -> None:
     acte = next(a for a in catalogue.ACTES if not a.paper_only)
-    with gemini.document_part(
+    with document_part(
         client, catalogue.render_pdf(acte), mime_type="application/pdf", display_name="acte"
     ) as part:
         assert part.inline_data is not None
@@ -77,7 +78,7 @@ def test_acte_pdf_inline_answers_its_text_layer(client, limiter, base_url) -> No
 
 def test_files_api_upload_use_and_delete(client, limiter, base_url) -> None:
     acte = next(a for a in catalogue.ACTES if not a.paper_only)
-    with gemini.document_part(
+    with document_part(
         client, catalogue.render_pdf(acte), mime_type="application/pdf",
         display_name="acte-x", inline=False,
     ) as part:  # fmt: skip

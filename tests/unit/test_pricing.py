@@ -6,16 +6,16 @@ import pytest
 from google.genai import types
 
 from tasks.costs import reuse_hours
-from tasks.gemini import Usage, generate
+from tasks.gemini.generate import TokenUsage, generate
 from tasks.pricing import DEFAULT_PRICES, GeminiBill, PriceTableError, price_table
 from tasks.settings import ConfigError, load_settings
 
 FLASH, PRO = "gemini-2.5-flash", "gemini-2.5-pro"
 
 
-def usage(prompt: int, output: int, thoughts: int = 0) -> Usage:
+def usage(prompt: int, output: int, thoughts: int = 0) -> TokenUsage:
     total = prompt + output + thoughts
-    return Usage(prompt_tokens=prompt, output_tokens=output, total_tokens=total,
+    return TokenUsage(prompt_tokens=prompt, output_tokens=output, total_tokens=total,
                  thoughts_tokens=thoughts)  # fmt: skip
 
 
