@@ -92,7 +92,7 @@ async def worker(args: argparse.Namespace) -> None:
                 request,
                 accounts=accounts,
                 sessions=sessions,
-                settings=config,
+                cfg=config,
                 evidence_dir=Path(evidence),
             )
             done += 1

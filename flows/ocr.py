@@ -10,14 +10,13 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from flows.common import HOOKS, document_run, this_host_registered
@@ -26,42 +25,21 @@ from tasks.gemini.generate import GenerateResult
 from tasks.index_rows import IndexPage
 from tasks.index_text import render_pages
 from tasks.lease import LeaseKeeper
-from tasks.ocr import GeminiCaller, OcrFailed, boost_acte, boost_index, read_acte, read_index_page
+from tasks.ocr import (
+    GeminiCaller,
+    OcrFailed,
+    boost,
+    boost_transcription,
+    read_page,
+    transcribe,
+)
 from tasks.pages import PageOptions, check_page_count
 from tasks.pages import render_pages as page_images
 from tasks.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
 from tasks.pricing import GeminiBill, price_table
 from tasks.queue import Job, Queue
 from tasks.settings import Settings, get_settings
-from tasks.storage import Storage
-
-
-@task(cache_policy=NO_CACHE, task_run_name="read-page-{number}", tags=["gemini"])
-def read_page(gemini: GeminiCaller, number: int, jpeg: bytes) -> tuple[IndexPage, GenerateResult]:
-    return read_index_page(gemini, jpeg)
-
-
-@task(cache_policy=NO_CACHE)
-def fetch_pdf(job: Job, queue: Queue) -> bytes:
-    assert job.supabase_path is not None  # parse_job refuses OCR rows without one
-    return Storage(queue.client(job.env)).download(job.supabase_path, job.document_source)
-
-
-@task(cache_policy=NO_CACHE, task_run_name="boost-index", tags=["gemini"])
-def boost(
-    gemini: GeminiCaller, raw_text: str, pages: int
-) -> tuple[list[IndexPage], GenerateResult]:
-    return boost_index(gemini, raw_text, pages)
-
-
-@task(cache_policy=NO_CACHE, task_run_name="transcribe-acte", tags=["gemini"])
-def transcribe(gemini: GeminiCaller, part: Any, pages: int) -> GenerateResult:
-    return read_acte(gemini, part, pages)
-
-
-@task(cache_policy=NO_CACHE, task_run_name="boost-acte", tags=["gemini"])
-def boost_transcription(gemini: GeminiCaller, raw_text: str) -> GenerateResult:
-    return boost_acte(gemini, raw_text)
+from tasks.storage import fetch_stored_pdf
 
 
 def read_all_pages(
@@ -152,7 +130,7 @@ def ocr_document(deployment: DocumentDeployment, env: str, job_id: str) -> Any:
         gemini = GeminiCaller.from_settings(settings)
         bill = GeminiBill(price_table(settings.gemini_prices))
         try:
-            pdf = fetch_pdf(job, run.queue)
+            pdf = fetch_stored_pdf(job, run.queue)
             if deployment is OCR_INDEX:
                 texts = ocr_index_document(gemini, job, pdf, settings, run.lease, bill)
             else:

@@ -11,75 +11,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import acreate_table_artifact, create_link_artifact
-from prefect.cache_policies import NO_CACHE
-from redis.asyncio import Redis
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_table_artifact
 
 from flows.common import HOOKS, document_run, this_host_registered
 from tasks.costs import Reuse, fresh_download, reuse_hours
+from tasks.download import download
 from tasks.pools import REGISTRE
 from tasks.queue import Job, Queue
-from tasks.registry.accounts import AccountPool
-from tasks.registry.browser import BrowserHost
-from tasks.registry.driver import download_document
 from tasks.registry.errors import RegistryError
-from tasks.registry.models import DownloadResult, RegistryRequest
-from tasks.registry.session import SessionStore
+from tasks.registry.models import DownloadResult
 from tasks.settings import Settings, get_settings
-from tasks.storage import EVIDENCE_BUCKET, Storage
-
-EVIDENCE_LINK_SECONDS = 7 * 24 * 3600
-
-
-@task(cache_policy=NO_CACHE, task_run_name="download-{job.label}")
-async def download(
-    job: Job, queue: Queue, settings: Settings, evidence_dir: Path
-) -> DownloadResult:
-    # one set of accounts for every environment, so that two runs never share a login
-    accounts_env = settings.registry_accounts_environment or settings.environments()[0].name
-    accounts = AccountPool(queue.client(accounts_env), owner=job.owner)
-    redis = Redis.from_url(settings.redis_url)
-    # the run's own browser, closed with the run (a flow run is one document)
-    try:
-        async with BrowserHost(headless=settings.browser_headless) as browser:
-            sessions = SessionStore(redis, prefix=settings.redis_key_prefix)
-            return await download_document(
-                RegistryRequest.from_job(job),
-                accounts=accounts,
-                sessions=sessions,
-                settings=settings,
-                evidence_dir=evidence_dir,
-                browser=browser,
-            )
-    finally:
-        await redis.aclose()
-
-
-@task(cache_policy=NO_CACHE)
-def store_pdf(job: Job, queue: Queue, pdf: bytes) -> str:
-    storage = Storage(queue.client(job.env))
-    storage.ensure_buckets()
-    return storage.upload_pdf(job, pdf)
-
-
-@task(cache_policy=NO_CACHE)
-def store_evidence(job: Job, queue: Queue, files: list[Path]) -> list[str]:
-    """Upload the failure's screenshot and trace beside the job and link them in the UI."""
-    storage = Storage(queue.client(job.env))
-    storage.ensure_buckets()
-    stored = []
-    for path in files:
-        content_type = "image/png" if path.suffix == ".png" else "application/zip"
-        stored_path = storage.upload(
-            EVIDENCE_BUCKET, f"{job.id}/{path.name}", path.read_bytes(), content_type
-        )
-        stored.append(stored_path)
-        link = storage.signed_url(stored_path, EVIDENCE_LINK_SECONDS)
-        create_link_artifact(
-            link=link, link_text=path.name, description=f"{job.label}: {path.name}"
-        )
-    return stored
+from tasks.storage import store_evidence, store_pdf
 
 
 async def download_or_keep_evidence(

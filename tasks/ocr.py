@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 
 import redis
 from google.genai import types
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from tasks.failures import DocumentFailed
@@ -147,6 +149,31 @@ def boost_acte(gemini: GeminiCaller, raw_text: str) -> GenerateResult:
         temperature=BOOST_TEMPERATURE, max_output_tokens=DOCUMENT_OUTPUT_TOKENS
     )
     return gemini.call(contents, model=gemini.boost_model, config=config)
+
+
+# The OCR stage's Prefect tasks: one Gemini call each, named for the run's timeline.
+
+
+@task(cache_policy=NO_CACHE, task_run_name="read-page-{number}", tags=["gemini"])
+def read_page(gemini: GeminiCaller, number: int, jpeg: bytes) -> tuple[IndexPage, GenerateResult]:
+    return read_index_page(gemini, jpeg)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="boost-index", tags=["gemini"])
+def boost(
+    gemini: GeminiCaller, raw_text: str, pages: int
+) -> tuple[list[IndexPage], GenerateResult]:
+    return boost_index(gemini, raw_text, pages)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="transcribe-acte", tags=["gemini"])
+def transcribe(gemini: GeminiCaller, part: Any, pages: int) -> GenerateResult:
+    return read_acte(gemini, part, pages)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="boost-acte", tags=["gemini"])
+def boost_transcription(gemini: GeminiCaller, raw_text: str) -> GenerateResult:
+    return boost_acte(gemini, raw_text)
 
 
 def _as(model: type[M], result: GenerateResult) -> M:

@@ -2,18 +2,23 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote, urlparse
 
+from prefect import task
+from prefect.artifacts import create_link_artifact
+from prefect.cache_policies import NO_CACHE
 from supabase import Client
 
-from tasks.queue import Job, with_network_retries
+from tasks.queue import Job, Queue, with_network_retries
 
 # document_source -> bucket; anything else goes to `index`, as the seed system did (DOMAIN.md §1.4).
 BUCKETS = {"index": "index", "acte": "actes", "plan_cadastraux": "plans-cadastraux"}
 EVIDENCE_BUCKET = "registre-evidence"  # screenshots and traces of failed downloads, by job id
 ALL_BUCKETS = (*BUCKETS.values(), EVIDENCE_BUCKET)
 PDF = "application/pdf"
+EVIDENCE_LINK_SECONDS = 7 * 24 * 3600
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -100,3 +105,39 @@ class Storage:
         bucket, name = parse_supabase_path(supabase_path, document_source)
         files = self.client.storage.from_(bucket)
         return with_network_retries(lambda: files.download(name), f"download {bucket}/{name}")
+
+
+# The Prefect tasks that move a document's files in and out of its environment's Storage.
+
+
+@task(cache_policy=NO_CACHE)
+def store_pdf(job: Job, queue: Queue, pdf: bytes) -> str:
+    storage = Storage(queue.client(job.env))
+    storage.ensure_buckets()
+    return storage.upload_pdf(job, pdf)
+
+
+@task(cache_policy=NO_CACHE)
+def store_evidence(job: Job, queue: Queue, files: list[Path]) -> list[str]:
+    """Upload the failure's screenshot and trace beside the job and link them in the UI."""
+    storage = Storage(queue.client(job.env))
+    storage.ensure_buckets()
+    stored = []
+    for path in files:
+        content_type = "image/png" if path.suffix == ".png" else "application/zip"
+        stored_path = storage.upload(
+            EVIDENCE_BUCKET, f"{job.id}/{path.name}", path.read_bytes(), content_type
+        )
+        stored.append(stored_path)
+        link = storage.signed_url(stored_path, EVIDENCE_LINK_SECONDS)
+        create_link_artifact(
+            link=link, link_text=path.name, description=f"{job.label}: {path.name}"
+        )
+    return stored
+
+
+@task(cache_policy=NO_CACHE, name="fetch_pdf")
+def fetch_stored_pdf(job: Job, queue: Queue) -> bytes:
+    """The downloaded PDF an OCR run reads."""
+    assert job.supabase_path is not None  # parse_job refuses OCR rows without one
+    return Storage(queue.client(job.env)).download(job.supabase_path, job.document_source)

@@ -1,17 +1,13 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 __all__ = ["RegistryConfig"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class RegistryConfig:
-    """Where the registry is and how long to wait for it (DOMAIN.md §2.11); all times in seconds.
-
-    `from_settings` reads `registry_base_url`, `browser_headless` and, for every field below, an
-    optional `registry_<field>` attribute, so each value can be overridden from the settings."""
+    """Where the registry is and how long to wait for it (DOMAIN.md §2.11); all times in seconds."""
 
     base_url: str = "https://www.registrefoncier.gouv.qc.ca"
     headless: bool = True
@@ -26,21 +22,6 @@ class RegistryConfig:
     save_link_timeout_s: float = 30
     download_timeout_s: float = 30
     login_timeout_s: float = 30
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> RegistryConfig:
-        if isinstance(settings, RegistryConfig):
-            return settings
-        values: dict[str, Any] = {}
-        for name in ("base_url", "headless"):
-            source = "registry_base_url" if name == "base_url" else "browser_headless"
-            if getattr(settings, source, None) is not None:
-                values[name] = getattr(settings, source)
-        for spec in fields(cls):
-            override = getattr(settings, f"registry_{spec.name}", None)
-            if override is not None and spec.name != "base_url":
-                values[spec.name] = override
-        return cls(**values)
 
     @property
     def site_url(self) -> str:

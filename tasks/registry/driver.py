@@ -149,7 +149,7 @@ async def download_document(
     *,
     accounts: AccountPool,
     sessions: SessionStore,
-    settings: Any,
+    cfg: RegistryConfig,
     evidence_dir: Path,
     browser: BrowserHost | None = None,
 ) -> DownloadResult:
@@ -158,7 +158,6 @@ async def download_document(
     Takes a free account (the next one when the registry refuses its credentials), reuses its
     stored session or logs in, and runs the search in a fresh browser context. Raises a
     RegistryError subclass (errors.py) whose `evidence` lists the screenshot and trace saved."""
-    cfg = RegistryConfig.from_settings(settings)
     host = browser or shared_browser(headless=cfg.headless)
     refused: list[str] = []
     last_refusal: AccountError | None = None

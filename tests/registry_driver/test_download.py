@@ -13,7 +13,7 @@ async def fetch(harness, host: BrowserHost, job: RegistryRequest, **kw) -> Downl
         job,
         accounts=kw.get("accounts") or harness.pool(),
         sessions=kw.get("sessions") or harness.sessions(),
-        settings=harness.config,
+        cfg=harness.config,
         evidence_dir=harness.evidence_dir,
         browser=host,
     )

@@ -1,0 +1,46 @@
+"""The registre stage's Prefect task: one document from the registry, with this run's own
+browser and the shared accounts and sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from redis.asyncio import Redis
+
+from tasks.queue import Job, Queue
+from tasks.registry.accounts import AccountPool
+from tasks.registry.browser import BrowserHost
+from tasks.registry.config import RegistryConfig
+from tasks.registry.driver import download_document
+from tasks.registry.models import DownloadResult, RegistryRequest
+from tasks.registry.session import SessionStore
+from tasks.settings import Settings
+
+__all__ = ["download"]
+
+
+@task(cache_policy=NO_CACHE, task_run_name="download-{job.label}")
+async def download(
+    job: Job, queue: Queue, settings: Settings, evidence_dir: Path
+) -> DownloadResult:
+    # one set of accounts for every environment, so that two runs never share a login
+    accounts_env = settings.registry_accounts_environment or settings.environments()[0].name
+    accounts = AccountPool(queue.client(accounts_env), owner=job.owner)
+    redis = Redis.from_url(settings.redis_url)
+    cfg = RegistryConfig(base_url=settings.registry_base_url, headless=settings.browser_headless)
+    # the run's own browser, closed with the run (a flow run is one document)
+    try:
+        async with BrowserHost(headless=cfg.headless) as browser:
+            sessions = SessionStore(redis, prefix=settings.redis_key_prefix)
+            return await download_document(
+                RegistryRequest.from_job(job),
+                accounts=accounts,
+                sessions=sessions,
+                cfg=cfg,
+                evidence_dir=evidence_dir,
+                browser=browser,
+            )
+    finally:
+        await redis.aclose()
