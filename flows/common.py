@@ -18,7 +18,8 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import flow_run as this_run
 from prefect.states import Completed, State
 
-from tasks.capacity import CapacityExceeded, CapacityManager, WorkerKind, settings_budget
+from tasks.capacity.budget import WorkerKind, settings_budget
+from tasks.capacity.leases import CapacityExceeded, CapacityManager
 from tasks.dispatch import ControlPlane, Ending, dispatch, settle_dead_run
 from tasks.lease import LeaseKeeper
 from tasks.pools import BY_FLOW, DocumentDeployment, run_owner
