@@ -48,6 +48,7 @@ from stack import Stack, pids_with  # bench/stack.py, beside this file
 
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS
+from tasks.redis_keys import RedisKeys
 
 FINAL = (4, 5)  # seed statuses: OCR complété (done), Erreur
 HOSTS = ("chaos-a", "chaos-b")
@@ -289,7 +290,7 @@ def settled(stack: Stack) -> tuple[int, int]:
     """(capacity leases held, document runs Pending or Running)."""
     client = redis.Redis(port=stack.redis_port)
     try:
-        leases = client.hlen(f"{stack.prefix}server:workers")
+        leases = client.hlen(RedisKeys(stack.prefix).capacity_workers)
     finally:
         client.close()
     alive = FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])

@@ -6,8 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tasks import capacity
-from tasks.capacity import WorkerKind
+from tasks.capacity.budget import WorkerKind, cost_table, host_budget, plan_capacity
 from tasks.settings import get_settings
 
 app = typer.Typer(help="Capacity planning and live reservations.", no_args_is_help=True)
@@ -39,9 +38,9 @@ def plan(
     ram_origin = settings.size_origin("ram") if ram is None else "--ram"
     pct_cpu = settings.server_reserve_cpu_percent if reserve_cpu is None else reserve_cpu
     pct_ram = settings.server_reserve_ram_percent if reserve_ram is None else reserve_ram
-    costs = capacity.cost_table(settings)
-    budget = capacity.host_budget(max_cpu, max_ram, pct_cpu, pct_ram)
-    result = capacity.plan_capacity(budget, costs, registre=registre, ocr=ocr)
+    costs = cost_table(settings)
+    budget = host_budget(max_cpu, max_ram, pct_cpu, pct_ram)
+    result = plan_capacity(budget, costs, registre=registre, ocr=ocr)
     registre_each = costs[WorkerKind.REGISTRE]
     ocr_each = (costs[WorkerKind.INDEX_OCR] + costs[WorkerKind.ACTE_OCR]) * 0.5
 

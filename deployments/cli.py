@@ -18,7 +18,7 @@ from rich.table import Table
 
 from deployments import capacity_cli
 from deployments.migrations import apply_migrations
-from tasks.capacity import cost_table, settings_budget
+from tasks.capacity.budget import cost_table, settings_budget
 from tasks.planning import InsufficientCapacity, amount, check_capacity
 from tasks.queue import Queue, QueueError, Stage
 from tasks.requests import (

@@ -8,7 +8,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.capacity import Cost, WorkerKind, cost_table
+from tasks.capacity.budget import Cost, WorkerKind, cost_table
 from tasks.pools import CONTROL_POOL, DOCUMENT_DEPLOYMENTS, OCR_POOL, REGISTRE_POOL
 from tasks.settings import Settings
 

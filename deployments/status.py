@@ -21,13 +21,14 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from supabase import Client
 
-from tasks.capacity import CapacityManager
+from tasks.capacity.leases import CapacityManager
 from tasks.costs import daily_costs
 from tasks.failures import RetryLater
 from tasks.orchestration import Orchestrator
 from tasks.pools import owner_run
 from tasks.queue import Queue, QueueError, Stage, with_network_retries
 from tasks.ratelimit import GeminiLimiter
+from tasks.redis_keys import RedisKeys
 from tasks.settings import Settings
 from tasks.statuses import status_label, status_map
 
@@ -78,8 +79,9 @@ class Sources:
     def queue(self, env: str) -> Queue:
         return Queue(self.settings, clients={env: self.supabase[env]})
 
-    def key(self, name: str) -> str:
-        return f"{self.settings.redis_key_prefix}{name}"
+    @property
+    def keys(self) -> RedisKeys:
+        return RedisKeys.from_settings(self.settings)
 
 
 def _shown(url: str) -> str:
@@ -202,7 +204,7 @@ def limits(src: Sources) -> Data:
         found["prefect"] = {"down": str(exc)}
     try:
         with _reading_redis(src):
-            raw = src.redis.get(src.key("worker_pool:allocation"))
+            raw = src.redis.get(src.keys.pool_allocation)
         found["allocation"] = None if raw is None else json.loads(raw)
     except Down as exc:
         found["allocation"] = {"down": str(exc)}

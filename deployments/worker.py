@@ -17,7 +17,8 @@ from pathlib import Path
 
 from deployments.deploy import PREFECT, ROOT
 from deployments.processes import STOP_SIGNALS, alive, kill_group, process_tree
-from tasks.capacity import CapacityManager, cost_table, settings_budget
+from tasks.capacity.budget import cost_table, settings_budget
+from tasks.capacity.leases import CapacityManager
 from tasks.dispatch import ControlPlane, Ending, dispatch_until, settle_dead_run, stopping
 from tasks.planning import HostOffer, host_offer
 from tasks.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL

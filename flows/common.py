@@ -17,7 +17,8 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import flow_run as this_run
 from prefect.states import Completed, State
 
-from tasks.capacity import CapacityExceeded, CapacityManager, WorkerKind, settings_budget
+from tasks.capacity.budget import WorkerKind, settings_budget
+from tasks.capacity.leases import CapacityExceeded, CapacityManager
 from tasks.dispatch import ControlPlane, Ending, dispatch, settle_dead_run
 from tasks.failures import Fate, Verdict, decide
 from tasks.lease import LeaseKeeper

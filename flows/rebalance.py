@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.dispatch import ControlPlane, Picture, dispatch, reconcile
 from tasks.pools import REBALANCE
-from tasks.ratelimit import GeminiLimiter, Usage
+from tasks.ratelimit import GeminiLimiter, WindowUsage
 from tasks.settings import get_settings
 
 LOCK_WAIT_S = 10  # a worker's dispatch holds the lock for a fraction of a second
@@ -35,7 +35,7 @@ def _num(x: float) -> str:
     return f"{x:.2f}".rstrip("0").rstrip(".")
 
 
-def report(picture: Picture, taken_back: list[str], usage: Usage) -> str:
+def report(picture: Picture, taken_back: list[str], usage: WindowUsage) -> str:
     """The markdown artifact: the system's state as this rebalance saw it."""
     state, limits = picture.capacity, picture.limits
     lines = [

@@ -21,12 +21,15 @@ from prefect import get_client
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import PrefectHTTPStatusError
 
-from tasks.capacity import CapacityManager, CapacityStatus, cost_table
+from tasks.capacity.budget import cost_table
+from tasks.capacity.leases import CapacityManager, CapacityStatus
+from tasks.lua import read_script
 from tasks.orchestration import Orchestrator
 from tasks.outages import SUPABASE, Outages, Service, prefect_service, redis_service
 from tasks.planning import Limits, free_slots, plan_limits, runs_to_create
 from tasks.pools import DOCUMENT_DEPLOYMENTS, DocumentDeployment, owner_run, run_owner
 from tasks.queue import Queue, QueueError, Stage
+from tasks.redis_keys import RedisKeys
 from tasks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,8 +38,6 @@ CANCELLED_MESSAGE = "cancelled from the Prefect UI"
 LOCK_MS = 30_000  # a dispatcher that died holding the lock frees it after this
 SETTLE_GRACE_S = 30  # a finished run's hooks get this long to settle its row before we do
 FINISHED = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
-# compare-and-delete: only the holder releases the lock
-_UNLOCK_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end"
 
 
 @dataclass
@@ -65,8 +66,9 @@ class ControlPlane:
         finally:
             client.close()
 
-    def key(self, name: str) -> str:
-        return f"{self.settings.redis_key_prefix}{name}"
+    @property
+    def keys(self) -> RedisKeys:
+        return RedisKeys.from_settings(self.settings)
 
 
 @dataclass
@@ -117,12 +119,12 @@ def apply_limits(cp: ControlPlane, limits: Limits, *, verify: bool) -> dict:
     """Bring Prefect's limits and `worker_pool:allocation` to `limits`. Without `verify`, trust
     the record of the last change and call Prefect only when the plan moved."""
     record = json.dumps(limits.as_json(), sort_keys=True)
-    if not verify and cp.redis.get(cp.key("worker_pool:limits")) == record.encode():
+    if not verify and cp.redis.get(cp.keys.pool_limits) == record.encode():
         return {}
     changed = cp.orchestrator.apply_limits(limits)
     pipe = cp.redis.pipeline()
-    pipe.set(cp.key("worker_pool:limits"), record)
-    pipe.set(cp.key("worker_pool:allocation"), json.dumps(limits.split.as_json()))
+    pipe.set(cp.keys.pool_limits, record)
+    pipe.set(cp.keys.pool_allocation, json.dumps(limits.split.as_json()))
     pipe.execute()
     return changed
 
@@ -132,7 +134,7 @@ def dispatch_lock(cp: ControlPlane, wait_s: float = 0) -> Iterator[bool]:
     """One dispatcher at a time over every host. A caller that finds it taken (for `wait_s`)
     leaves a note so the holder dispatches once more (the slot it freed is then seen)."""
     token = uuid.uuid4().hex
-    lock, again = cp.key("dispatch:lock"), cp.key("dispatch:again")
+    lock, again = cp.keys.dispatch_lock, cp.keys.dispatch_again
     deadline = time.monotonic() + wait_s
     while not cp.redis.set(lock, token, nx=True, px=LOCK_MS):
         if time.monotonic() >= deadline:
@@ -143,7 +145,7 @@ def dispatch_lock(cp: ControlPlane, wait_s: float = 0) -> Iterator[bool]:
     try:
         yield True
     finally:
-        cp.redis.eval(_UNLOCK_LUA, 1, lock, token)
+        cp.redis.eval(read_script("dispatch_unlock"), 1, lock, token)
 
 
 def dispatch(cp: ControlPlane, *, verify: bool = False, wait_s: float = 0) -> Picture | None:
@@ -153,9 +155,9 @@ def dispatch(cp: ControlPlane, *, verify: bool = False, wait_s: float = 0) -> Pi
         if not mine:
             return None
         for _ in range(3):  # again while someone asked during the pass
-            cp.redis.delete(cp.key("dispatch:again"))
+            cp.redis.delete(cp.keys.dispatch_again)
             picture = _dispatch_once(cp, verify=verify)
-            if not cp.redis.exists(cp.key("dispatch:again")):
+            if not cp.redis.exists(cp.keys.dispatch_again):
                 break
         return picture
 
@@ -220,7 +222,7 @@ def settle_dead_run(
     its host caused (see `stopping`) counts as the host's stop, whoever settles first."""
     owner = run_owner(deployment.flow, run_id)
     cp.capacity.release_id(owner)
-    if ending is Ending.CRASHED and cp.redis.exists(cp.key(f"run:stopped:{run_id}")):
+    if ending is Ending.CRASHED and cp.redis.exists(cp.keys.run_stopped(run_id)):
         ending = Ending.STOPPED
     if ending is Ending.CANCELLED:
         cp.queue.cancel(env, job_id, owner, deployment.stage, CANCELLED_MESSAGE)
@@ -235,7 +237,7 @@ def stopping(cp: ControlPlane, run_ids: Iterable[str], ttl_s: int = 600) -> None
     rows back without counting an attempt."""
     pipe = cp.redis.pipeline()
     for run_id in run_ids:
-        pipe.set(cp.key(f"run:stopped:{run_id}"), 1, ex=ttl_s)
+        pipe.set(cp.keys.run_stopped(run_id), 1, ex=ttl_s)
     pipe.execute()
 
 
@@ -255,7 +257,7 @@ def reconcile(cp: ControlPlane) -> list[str]:
     for run in cp.orchestrator.runs([StateType.PENDING, StateType.RUNNING]):
         deployment = cp.orchestrator.deployment_of(run)
         if run_owner(deployment.flow, run.id) in leases:
-            leased.append(cp.key(f"run:unleased:{run.id}"))
+            leased.append(cp.keys.run_unleased(run.id))
             continue
         started = run.state.timestamp if run.state else run.created
         since = max(started, _unleased_since(cp, run, now))
@@ -289,7 +291,7 @@ def reconcile(cp: ControlPlane) -> list[str]:
 def _unleased_since(cp: ControlPlane, run: FlowRun, now: datetime) -> datetime:
     """When this run was first seen without a capacity lease. A live run puts its lease back
     within a renewal (Redis restarted empty, say), so only a lease missing that long is a death."""
-    key = cp.key(f"run:unleased:{run.id}")
+    key = cp.keys.run_unleased(run.id)
     cp.redis.set(key, now.isoformat(), nx=True, ex=int(10 * cp.settings.capacity_lease_seconds))
     seen = cp.redis.get(key)
     return datetime.fromisoformat(seen.decode()) if seen else now

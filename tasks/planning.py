@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tasks.allocation import Split, allocate, ocr_capacity
-from tasks.capacity import Budget, Cost, WorkerKind, max_count
+from tasks.capacity.budget import Budget, Cost, WorkerKind, max_count
 from tasks.pools import (
     DOCUMENT_DEPLOYMENTS,
     OCR_ACTE,

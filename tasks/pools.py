@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.capacity import WorkerKind
+from tasks.capacity.budget import WorkerKind
 from tasks.queue import Stage
 
 REGISTRE_POOL = "registre"
@@ -32,7 +32,7 @@ class DocumentDeployment(Deployment):
 
     stage: Stage
     sources: tuple[str, ...] | None  # None: every source
-    kind: WorkerKind  # what a run costs (tasks/capacity.py)
+    kind: WorkerKind  # what a run costs (tasks/capacity/budget.py)
 
 
 REGISTRE = DocumentDeployment(

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     server_max_ram: float = Field(default_factory=lambda: _detected("ram"), gt=0)  # GB
     server_reserve_cpu_percent: float = Field(20, ge=0, le=100)
     server_reserve_ram_percent: float = Field(20, ge=0, le=100)
-    # Coordination (tasks/capacity.py, tasks/ratelimit.py): the cost table, in vCPU and GB per run.
+    # Coordination (tasks/capacity/, tasks/ratelimit.py): the cost table, in vCPU and GB per run.
     cost_registre_cpu: float = Field(3, ge=0)
     cost_registre_ram: float = Field(1, ge=0)
     cost_index_ocr_cpu: float = Field(1.5, ge=0)

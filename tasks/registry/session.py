@@ -6,20 +6,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-__all__ = ["SessionStore", "session_index_key", "session_key"]
+from tasks.redis_keys import RedisKeys
+
+__all__ = ["SessionStore"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TTL_S = 15 * 60  # the site's sessions last about 20 min
-
-
-def session_key(prefix: str, account_id: str) -> str:
-    return f"{prefix}registre:session:{account_id}"
-
-
-def session_index_key(prefix: str) -> str:
-    """Sorted set: account id -> when its stored session expires (Redis clock, seconds)."""
-    return f"{prefix}registre:sessions"
 
 
 async def _redis_now(redis: Redis) -> float:
@@ -35,6 +28,7 @@ class SessionStore:
     def __init__(self, redis: Redis, *, prefix: str = "", ttl_s: int = DEFAULT_TTL_S) -> None:
         self._redis = redis
         self.prefix = prefix
+        self._keys = RedisKeys(prefix)
         self.ttl_s = ttl_s
 
     async def _now(self) -> float:
@@ -44,7 +38,7 @@ class SessionStore:
         return f"SessionStore(prefix={self.prefix!r}, ttl_s={self.ttl_s})"
 
     async def load(self, account_id: str) -> dict[str, Any] | None:
-        raw = await self._redis.get(session_key(self.prefix, account_id))
+        raw = await self._redis.get(self._keys.registre_session(account_id))
         if raw is None:
             return None
         try:
@@ -58,21 +52,21 @@ class SessionStore:
         """Store (or refresh, after a successful use) the state for another ttl_s seconds."""
         now = await self._now()
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(session_key(self.prefix, account_id), json.dumps(state), ex=self.ttl_s)
-            pipe.zadd(session_index_key(self.prefix), {account_id: now + self.ttl_s})
+            pipe.set(self._keys.registre_session(account_id), json.dumps(state), ex=self.ttl_s)
+            pipe.zadd(self._keys.registre_sessions, {account_id: now + self.ttl_s})
             await pipe.execute()
         logger.debug("session stored", extra={"action": "store_session", "account_id": account_id})
 
     async def live_accounts(self) -> list[str]:
         """Accounts that have a stored session, so that a checkout can prefer them."""
-        index = session_index_key(self.prefix)
+        index = self._keys.registre_sessions
         await self._redis.zremrangebyscore(index, "-inf", await self._now())
         members = await self._redis.zrange(index, 0, -1)
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     async def drop(self, account_id: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(session_key(self.prefix, account_id))
-            pipe.zrem(session_index_key(self.prefix), account_id)
+            pipe.delete(self._keys.registre_session(account_id))
+            pipe.zrem(self._keys.registre_sessions, account_id)
             await pipe.execute()
         logger.info("session dropped", extra={"action": "drop_session", "account_id": account_id})

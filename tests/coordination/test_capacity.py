@@ -10,16 +10,16 @@ import time
 import pytest
 import redis
 
-from tasks.capacity import (
+from tasks.capacity.budget import (
     DEFAULT_COSTS,
     Budget,
-    CapacityExceeded,
-    CapacityManager,
     Cost,
     WorkerKind,
     host_budget,
     plan_capacity,
 )
+from tasks.capacity.leases import CapacityExceeded, CapacityManager
+from tasks.redis_keys import RedisKeys
 
 from .conftest import TEST_REDIS_URL
 
@@ -64,17 +64,14 @@ def manager(redis_client, redis_prefix) -> CapacityManager:
     return CapacityManager(redis_client, prefix=redis_prefix, lease_s=30)
 
 
-def test_reserve_keeps_the_operator_keys_true(manager, redis_client, redis_prefix):
+def test_reserve_keeps_the_operator_keys_true(manager, redis_client, keys):
     manager.register_host("h1", SEED_HOST)
     a = manager.reserve(WorkerKind.REGISTRE, worker_id="run-a", host_id="h1")
     manager.reserve(WorkerKind.INDEX_OCR, worker_id="run-b")
-    cpu, ram = redis_client.mget(
-        f"{redis_prefix}server:cpu:allocated", f"{redis_prefix}server:ram:allocated"
-    )
+    cpu, ram = redis_client.mget(keys.capacity_cpu_allocated, keys.capacity_ram_allocated)
     assert (float(cpu), float(ram)) == (4.5, 1.75)
     workers = {
-        k.decode(): json.loads(v)
-        for k, v in redis_client.hgetall(f"{redis_prefix}server:workers").items()
+        k.decode(): json.loads(v) for k, v in redis_client.hgetall(keys.capacity_workers).items()
     }
     assert set(workers) == {"run-a", "run-b"}
     assert workers["run-a"] | {"startedAt": 0} == {
@@ -86,7 +83,7 @@ def test_reserve_keeps_the_operator_keys_true(manager, redis_client, redis_prefi
         "startedAt": 0,
     }
     assert manager.release(a)
-    assert float(redis_client.get(f"{redis_prefix}server:cpu:allocated")) == 1.5
+    assert float(redis_client.get(keys.capacity_cpu_allocated)) == 1.5
     assert not manager.release(a)
 
 
@@ -132,37 +129,35 @@ def test_the_global_budget_is_the_sum_over_live_hosts(manager):
     assert manager.status().budget == Budget(4, 8)
 
 
-def test_an_expired_lease_frees_its_capacity(manager, redis_client, redis_prefix):
+def test_an_expired_lease_frees_its_capacity(manager, redis_client, keys):
     """Seed a lease that expired a second ago: the next call drops it and its capacity."""
     manager.register_host("h1", Budget(3, 1))
-    redis_client.zadd(
-        f"{redis_prefix}server:leases", {"dead": redis_client.time()[0] * 1000 - 1000}
-    )
+    redis_client.zadd(keys.capacity_leases, {"dead": redis_client.time()[0] * 1000 - 1000})
     redis_client.hset(
-        f"{redis_prefix}server:workers",
+        keys.capacity_workers,
         "dead",
         json.dumps({"workerId": "dead", "type": "registre", "cpu": 3, "ram": 1, "host": ""}),
     )
-    redis_client.set(f"{redis_prefix}server:cpu:allocated", "3")
+    redis_client.set(keys.capacity_cpu_allocated, "3")
     manager.reserve(WorkerKind.REGISTRE, worker_id="alive")
-    assert redis_client.hkeys(f"{redis_prefix}server:workers") == [b"alive"]
-    assert redis_client.get(f"{redis_prefix}server:cpu:allocated") == b"3"
+    assert redis_client.hkeys(keys.capacity_workers) == [b"alive"]
+    assert redis_client.get(keys.capacity_cpu_allocated) == b"3"
 
 
-def test_an_expired_host_no_longer_counts(manager, redis_client, redis_prefix):
+def test_an_expired_host_no_longer_counts(manager, redis_client, keys):
     manager.register_host("h1", SEED_HOST)
-    redis_client.zadd(f"{redis_prefix}server:hosts", {"h1": 1})
+    redis_client.zadd(keys.capacity_hosts, {"h1": 1})
     with pytest.raises(CapacityExceeded, match="no live host"):
         manager.reserve(WorkerKind.ACTE_OCR)
 
 
 def test_a_lease_gone_at_renewal_is_put_back_as_its_run_is_alive(
-    manager, redis_client, redis_prefix
+    manager, redis_client, redis_prefix, keys
 ):
     manager.register_host("h1", SEED_HOST)
     lease = manager.reserve(WorkerKind.ACTE_OCR, host_id="h1")
     assert manager.renew(lease)
-    redis_client.zadd(f"{redis_prefix}server:leases", {lease.lease_id: 1})  # expired meanwhile
+    redis_client.zadd(keys.capacity_leases, {lease.lease_id: 1})  # expired meanwhile
     assert manager.status().allocated == Cost(0, 0)
     assert not manager.renew(lease)
     assert manager.status().allocated == lease.cost
@@ -201,7 +196,8 @@ def _reserve_until_full(prefix: str, start: threading.Barrier, results) -> None:
 
 def _watch_allocated(client: redis.Redis, prefix: str, stop: threading.Event, seen: list[float]):
     while not stop.is_set():
-        cpu, ram = client.mget(f"{prefix}server:cpu:allocated", f"{prefix}server:ram:allocated")
+        keys = RedisKeys(prefix)
+        cpu, ram = client.mget(keys.capacity_cpu_allocated, keys.capacity_ram_allocated)
         seen.append((float(cpu or 0), float(ram or 0)))
 
 

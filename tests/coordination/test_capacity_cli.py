@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 
 from deployments import cli
 from deployments.capacity_cli import app
-from tasks.capacity import CapacityManager, WorkerKind, host_budget
+from tasks.capacity.budget import WorkerKind, host_budget
+from tasks.capacity.leases import CapacityManager
 from tasks.settings import get_settings
 
 from .conftest import TEST_REDIS_URL

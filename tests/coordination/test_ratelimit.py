@@ -17,6 +17,7 @@ from tasks.ratelimit import (
     RateLimiterUnavailable,
     RateLimitTimeout,
 )
+from tasks.redis_keys import RedisKeys
 from tasks.settings import load_settings
 
 from .conftest import TEST_REDIS_URL
@@ -39,8 +40,9 @@ def _now_us(client: redis.Redis) -> int:
 
 def _seed(client: redis.Redis, prefix: str, entries: dict[str, tuple[int, int]]) -> None:
     """Write log entries {request id: (admitted at µs, tokens)} and their total directly."""
-    client.zadd(f"{prefix}gemini:log", {f"{rid}:{n}": at for rid, (at, n) in entries.items()})
-    client.set(f"{prefix}gemini:tpm:current", sum(n for _, n in entries.values()))
+    keys = RedisKeys(prefix)
+    client.zadd(keys.gemini_log, {f"{rid}:{n}": at for rid, (at, n) in entries.items()})
+    client.set(keys.gemini_tpm, sum(n for _, n in entries.values()))
 
 
 def test_defaults_are_the_seed_limits(redis_client):
@@ -53,14 +55,12 @@ def test_defaults_are_the_seed_limits(redis_client):
     )
 
 
-def test_admits_up_to_the_request_limit_then_says_how_long_to_wait(
-    limiter, redis_client, redis_prefix
-):
+def test_admits_up_to_the_request_limit_then_says_how_long_to_wait(limiter, redis_client, keys):
     permits = [limiter.acquire(10) for _ in range(5)]
     wait_s = limiter.try_acquire(10)
     assert isinstance(wait_s, float) and 59 < wait_s <= 60
-    assert redis_client.get(f"{redis_prefix}gemini:rpm:current") == b"5"
-    assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"50"
+    assert redis_client.get(keys.gemini_rpm) == b"5"
+    assert redis_client.get(keys.gemini_tpm) == b"50"
     assert len({p.request_id for p in permits}) == 5
 
 
@@ -73,15 +73,15 @@ def test_the_wait_is_until_the_oldest_entry_leaves_the_trailing_window(
     assert isinstance(wait_s, float) and 0.2 < wait_s <= 0.3
 
 
-def test_entries_older_than_the_window_stop_counting(limiter, redis_client, redis_prefix):
+def test_entries_older_than_the_window_stop_counting(limiter, redis_client, redis_prefix, keys):
     now = _now_us(redis_client)
     _seed(redis_client, redis_prefix, {"old": (now - 60_000_001, 900), "new": (now - 1000, 50)})
     permit = limiter.acquire(100, max_wait_s=0)
-    assert redis_client.zrange(f"{redis_prefix}gemini:log", 0, -1) == [
+    assert redis_client.zrange(keys.gemini_log, 0, -1) == [
         b"new:50",
         f"{permit.request_id}:100".encode(),
     ]
-    assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"150"
+    assert redis_client.get(keys.gemini_tpm) == b"150"
 
 
 def test_the_token_wait_walks_until_enough_tokens_leave(limiter, redis_client, redis_prefix):
@@ -112,28 +112,24 @@ def test_acquire_gives_up_after_its_maximum_wait(limiter):
     assert 59 < timeout.value.retry_after_s <= 60
 
 
-def test_reconcile_moves_tpm_both_ways(limiter, redis_client, redis_prefix):
+def test_reconcile_moves_tpm_both_ways(limiter, redis_client, keys):
     over, under = limiter.acquire(300), limiter.acquire(300)
     assert limiter.reconcile(over, 800) == 500
-    assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"1100"
+    assert redis_client.get(keys.gemini_tpm) == b"1100"
     assert isinstance(limiter.try_acquire(1), float)  # 1100 > 1000 until a minute has passed
     assert limiter.reconcile(under, 0) == -300
-    assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"800"
-    assert redis_client.zscore(f"{redis_prefix}gemini:log", f"{over.request_id}:800")
-    assert redis_client.zscore(f"{redis_prefix}gemini:log", f"{under.request_id}:0")
+    assert redis_client.get(keys.gemini_tpm) == b"800"
+    assert redis_client.zscore(keys.gemini_log, f"{over.request_id}:800")
+    assert redis_client.zscore(keys.gemini_log, f"{under.request_id}:0")
     limiter.acquire(200, max_wait_s=0)
 
 
-def test_reconcile_after_the_entry_left_the_window_changes_nothing(
-    limiter, redis_client, redis_prefix
-):
+def test_reconcile_after_the_entry_left_the_window_changes_nothing(limiter, redis_client, keys):
     permit = limiter.acquire(300)
-    redis_client.zadd(
-        f"{redis_prefix}gemini:log", {f"{permit.request_id}:300": _now_us(redis_client) - 61e6}
-    )
+    redis_client.zadd(keys.gemini_log, {f"{permit.request_id}:300": _now_us(redis_client) - 61e6})
     limiter.try_acquire(1)  # trims the old entry
     assert limiter.reconcile(permit, 900) == 0
-    assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"1"
+    assert redis_client.get(keys.gemini_tpm) == b"1"
 
 
 def test_a_pause_blocks_everyone_and_a_shorter_one_does_not_cut_it(
@@ -300,11 +296,11 @@ def test_a_429_pause_stops_every_process(redis_client, redis_prefix):
         assert any(at >= before + 1_000_000 for at in stamps)
 
 
-def test_a_total_left_without_its_log_does_not_block(limiter, redis_client, redis_prefix):
+def test_a_total_left_without_its_log_does_not_block(limiter, redis_client, keys):
     """A stale gemini:tpm:current (its log gone) must not count against the budget."""
-    redis_client.set(f"{redis_prefix}gemini:tpm:current", 900)
+    redis_client.set(keys.gemini_tpm, 900)
     limiter.acquire(500, max_wait_s=0)
-    assert redis_client.get(f"{redis_prefix}gemini:tpm:current") == b"500"
+    assert redis_client.get(keys.gemini_tpm) == b"500"
 
 
 def test_a_window_redis_lost_pauses_everyone_until_a_window_has_passed(redis_client, redis_prefix):

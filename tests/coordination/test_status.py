@@ -26,7 +26,8 @@ from deployments.cli import app
 from deployments.status import Sources, snapshot
 from deployments.status_view import render
 from tasks import queue as queue_module
-from tasks.capacity import CapacityManager, WorkerKind, host_budget
+from tasks.capacity.budget import WorkerKind, host_budget
+from tasks.capacity.leases import CapacityManager
 from tasks.pools import run_owner
 from tasks.queue import Queue, Stage
 from tasks.ratelimit import GeminiLimiter
@@ -69,7 +70,7 @@ def insert(project: SupabaseProject, source: str, status: int, **columns) -> str
 
 
 @pytest.fixture
-def system(supabase_projects, make_settings, redis_prefix, quick_retries):
+def system(supabase_projects, make_settings, redis_prefix, keys, quick_retries):
     """prod with rows in several statuses, a row held for 20 minutes by a registre run and one
     just claimed; staging's Supabase down; a live host with that run's lease; Gemini usage."""
     prod = supabase_projects["prod"]
@@ -108,7 +109,7 @@ def system(supabase_projects, make_settings, redis_prefix, quick_retries):
     limiter.reconcile(limiter.acquire(1000), 2000)
     limiter.acquire(500)
     limiter.pause_all(30)
-    client.set(f"{redis_prefix}worker_pool:allocation",
+    client.set(keys.pool_allocation,
                json.dumps({"indexWorkers": 1, "acteWorkers": 2, "totalWorkers": 3}))  # fmt: skip
     yield settings
     client.close()

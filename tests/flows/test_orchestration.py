@@ -16,7 +16,7 @@ from prefect.states import Cancelling, Scheduled
 
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS
-from tasks.capacity import CapacityManager
+from tasks.capacity.leases import CapacityManager
 from tasks.dispatch import CANCELLED_MESSAGE
 from tasks.settings import get_settings
 from tasks.statuses import SEED
@@ -197,7 +197,7 @@ def test_the_rebalance_follows_the_queue_and_reports_it(system):
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from flows.rebalance import rebalance
-    from tasks.capacity import Budget
+    from tasks.capacity.budget import Budget
 
     pipeline = system.pipeline
     manager = CapacityManager.from_settings(get_settings())

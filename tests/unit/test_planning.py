@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from tasks.allocation import Split
-from tasks.capacity import DEFAULT_COSTS, Budget
+from tasks.capacity.budget import DEFAULT_COSTS, Budget
 from tasks.planning import (
     NO_LIMITS,
     CapacityCheck,
