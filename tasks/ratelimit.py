@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import redis
 
+from tasks.failures import RetryLater
 from tasks.lua import read_script
 from tasks.redis_keys import RedisKeys
 from tasks.settings import Settings
@@ -33,7 +34,7 @@ _UNAVAILABLE_BACKOFF_S = (0.1, 2.0)  # first and longest sleep while Redis is un
 _JITTER_S = 0.002  # spreads the waiters that wake for the same freed slot
 
 
-class RateLimitError(Exception):
+class RateLimitError(RetryLater):
     """The Gemini rate limiter could not admit the request."""
 
 

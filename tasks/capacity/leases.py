@@ -17,6 +17,7 @@ import redis
 
 from tasks.capacity.budget import DEFAULT_COSTS, Budget, Cost, WorkerKind, cost_table
 from tasks.capacity.heartbeat import every
+from tasks.failures import RetryLater
 from tasks.lua import read_script
 from tasks.redis_keys import RedisKeys
 from tasks.settings import Settings
@@ -26,7 +27,7 @@ __all__ = ["CapacityExceeded", "CapacityLease", "CapacityManager", "CapacityStat
 logger = logging.getLogger(__name__)
 
 
-class CapacityExceeded(Exception):
+class CapacityExceeded(RetryLater):
     """The budget has no room for this run; retry when a run ends."""
 
     def __init__(
