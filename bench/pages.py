@@ -3,10 +3,10 @@
     .venv/bin/python bench/pages.py [--rounds N]
 
 Compares, on the registry stand-in's index PDFs (scanned-looking, 150 DPI scans), in one run:
-- pdfium-threads: tasks.pages.render_pages (pdfium under a lock, Pillow in 2 threads);
+- pdfium-threads: tasks.page_images.render_pages (pdfium under a lock, Pillow in 2 threads);
 - pdfium-processes: 2 processes, each with its own pdfium, same per-page work;
 - pdftoppm+pillow: `pdftoppm -r 300 -gray` to PGM, then the same Pillow preprocessing and JPEG
-  encoding as tasks.pages (2 threads);
+  encoding as tasks.page_images (2 threads);
 - pdftoppm-jpeg: `pdftoppm -r 300 -gray -jpeg`, poppler's own JPEG, no preprocessing (for scale).
 Each mode runs in a fresh subprocess so its peak RSS (self + children) is its own.
 """
@@ -28,10 +28,10 @@ from pathlib import Path
 from PIL import Image
 
 from sandbox.registry import catalogue
-from tasks import pages
+from tasks import page_images
 
 MODES = ("pdfium-threads", "pdfium-processes", "pdftoppm+pillow", "pdftoppm-jpeg")
-OPTIONS = pages.PageOptions(dpi=300)
+OPTIONS = page_images.PageOptions(dpi=300)
 WORKERS = 2
 
 
@@ -45,7 +45,7 @@ def write_pdfs(directory: Path) -> list[Path]:
 
 
 def pdfium_threads(path: Path) -> int:
-    return sum(1 for _ in pages.render_pages(path, OPTIONS, workers=WORKERS))
+    return sum(1 for _ in page_images.render_pages(path, OPTIONS, workers=WORKERS))
 
 
 _document = None
@@ -53,15 +53,15 @@ _document = None
 
 def _open(path: str) -> None:
     global _document
-    _document = pages.open_pdf(Path(path))
+    _document = page_images.open_pdf(Path(path))
 
 
 def _one_page(index: int) -> int:
-    return len(pages._page_jpeg(_document, index, OPTIONS))
+    return len(page_images._page_jpeg(_document, index, OPTIONS))
 
 
 def pdfium_processes(path: Path) -> int:
-    count = pages.page_count(path)
+    count = page_images.page_count(path)
     with ProcessPoolExecutor(WORKERS, initializer=_open, initargs=(str(path),)) as pool:
         return sum(1 for _ in pool.map(_one_page, range(count)))
 
@@ -69,7 +69,7 @@ def pdfium_processes(path: Path) -> int:
 def _preprocess_file(pgm: Path) -> int:
     with Image.open(pgm) as image:
         out = io.BytesIO()
-        pages.preprocess(image, OPTIONS).save(out, "JPEG", quality=OPTIONS.jpeg_quality)
+        page_images.preprocess(image, OPTIONS).save(out, "JPEG", quality=OPTIONS.jpeg_quality)
     return len(out.getvalue())
 
 
@@ -130,7 +130,7 @@ def main() -> None:
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_pdfs(Path(tmp))
-        total_pages = sum(pages.page_count(p) for p in paths)
+        total_pages = sum(page_images.page_count(p) for p in paths)
         print(f"{len(paths)} PDFs, {total_pages} pages, 300 DPI, long side capped at 3072 px;")
         print(f"{args.rounds} rounds, modes alternating; imports alone: {baseline_mb:.0f} MB")
         runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}

@@ -27,7 +27,7 @@ import redis
 
 from sandbox import gemini
 from sandbox.registry.catalogue import INDEX_DOCUMENTS, render_pdf
-from tasks import pages
+from tasks import page_images
 from tasks.ocr import GeminiCaller, read_index_page
 from tasks.settings import load_settings
 
@@ -38,8 +38,12 @@ HOSTS = ("quota-a", "quota-b")
 
 def page_backlog() -> list[bytes]:
     """Every page of the catalogue's index documents, as the OCR flow sends them."""
-    options = pages.PageOptions()
-    return [jpeg for d in INDEX_DOCUMENTS for _, jpeg in pages.render_pages(render_pdf(d), options)]
+    options = page_images.PageOptions()
+    return [
+        jpeg
+        for d in INDEX_DOCUMENTS
+        for _, jpeg in page_images.render_pages(render_pdf(d), options)
+    ]
 
 
 def worker(env: dict[str, str], jpegs: list[bytes], threads: int, until: float, out) -> None:

@@ -23,7 +23,7 @@ from flows.common import HOOKS, document_run, this_host_registered
 from tasks.gemini.files import document_part
 from tasks.gemini.generate import GenerateResult
 from tasks.index_rows import IndexPage
-from tasks.index_text import render_pages
+from tasks.index_text import format_pages
 from tasks.lease import LeaseKeeper
 from tasks.ocr import (
     GeminiCaller,
@@ -33,8 +33,7 @@ from tasks.ocr import (
     read_page,
     transcribe,
 )
-from tasks.pages import PageOptions, check_page_count
-from tasks.pages import render_pages as page_images
+from tasks.page_images import PageOptions, check_page_count, render_pages
 from tasks.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
 from tasks.pricing import GeminiBill, price_table
 from tasks.queue import Job, Queue
@@ -66,7 +65,7 @@ def read_all_pages(
         )  # fmt: skip
 
     options = PageOptions(dpi=settings.ocr_dpi)
-    for number, jpeg in page_images(pdf, options):
+    for number, jpeg in render_pages(pdf, options):
         lease.check()
         if len(in_flight) >= settings.ocr_page_concurrency:
             collect_oldest()
@@ -84,7 +83,7 @@ def ocr_index_document(
     bill: GeminiBill,
 ) -> dict[str, Any]:  # fmt: skip
     pages = read_all_pages(gemini, job, pdf, settings, lease, bill)
-    raw_text = render_pages(pages)
+    raw_text = format_pages(pages)
     boosted, result = boost(gemini, raw_text, len(pages))
     bill.add(result.model, result.usage)
     create_table_artifact(
@@ -99,7 +98,7 @@ def ocr_index_document(
     )  # fmt: skip
     return {
         "file_content": raw_text,
-        "boosted_file_content": render_pages(boosted),
+        "boosted_file_content": format_pages(boosted),
         "structured_content": {"pages": [page.model_dump() for page in boosted]},
     }
 

@@ -59,7 +59,7 @@ def render_page(number: int, page: IndexPage) -> str:
     return "\n".join(lines)
 
 
-def render_pages(pages: list[IndexPage]) -> str:
+def format_pages(pages: list[IndexPage]) -> str:
     """The whole document as text, pages in order, separated by a blank line."""
     return "\n\n".join(render_page(n, page) for n, page in enumerate(pages, start=1)) + "\n"
 
@@ -79,7 +79,7 @@ def _row(fields: dict[str, str]) -> IndexRow:
 
 
 def parse_pages(text: str) -> list[IndexPage]:
-    """Read the layout written by `render_pages` (or a boost that kept it) back into data."""
+    """Read the layout written by `format_pages` (or a boost that kept it) back into data."""
     pages = []
     chunks = PAGE_MARKER.split(text)
     for body in chunks[2::2]:

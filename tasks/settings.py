@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: float = Field(2, gt=0)  # how often a worker looks for documents
     worker_drain_seconds: float = Field(600, ge=0)  # runs in progress may finish within this
     retry_base_seconds: int = Field(60, ge=1)  # a transient failure waits this x 1, 2, 4...
-    # OCR calls (tasks/gemini/, tasks/pages.py)
+    # OCR calls (tasks/gemini/, tasks/page_images.py)
     gemini_timeout_seconds: float = Field(300, gt=0)  # one HTTP call; a long PDF takes minutes
     gemini_max_attempts: int = Field(5, ge=1)  # per call, over 429s, 5xx and timeouts
     gemini_max_wait_seconds: float = Field(300, gt=0)  # longest wait for rate-limit capacity

@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from sandbox.gemini.content import Blob, Request
 from sandbox.gemini.fingerprint import PageBook, pdf_page_images
 from sandbox.gemini.formats import BOOST_MARKER, boost_text, conform
-from tasks import index_text, pages
+from tasks import index_text, page_images
 from tasks.index_rows import IndexPage
 
 __all__ = ["UNREADABLE", "Oracle", "pdf_text"]
@@ -20,8 +20,8 @@ UNREADABLE_PAGE = IndexPage(template="Inconnu", rows=[])
 
 
 def pdf_title(data: bytes) -> str:
-    document = pages.open_pdf(data)
-    with pages.PDFIUM_LOCK:
+    document = page_images.open_pdf(data)
+    with page_images.PDFIUM_LOCK:
         try:
             return document.get_metadata_value("Title")
         finally:
@@ -30,8 +30,8 @@ def pdf_title(data: bytes) -> str:
 
 def pdf_text(data: bytes) -> list[str]:
     """The text layer of each page ('' for a scanned page)."""
-    document = pages.open_pdf(data)
-    with pages.PDFIUM_LOCK:
+    document = page_images.open_pdf(data)
+    with page_images.PDFIUM_LOCK:
         try:
             texts = []
             for index in range(len(document)):
@@ -94,7 +94,7 @@ class Oracle:
     def _read_pdf(self, data: bytes) -> _Read:
         try:
             texts = pdf_text(data)
-        except pages.PdfError as exc:
+        except page_images.PdfError as exc:
             return _Read(f"[ILLISIBLE] Le document ne s'ouvre pas : {exc}", [None])
         if any(texts):  # a text PDF (actes): its text is the transcription
             return _Read("\n\n".join(texts), [], (pdf_title(data),))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
-from tasks import pages
+from tasks import page_images
 from tasks.index_rows import IndexPage
 
 __all__ = ["REFERENCE_DPI", "KnownPage", "PageBook", "distance", "fingerprint", "pdf_page_images"]
@@ -17,7 +17,8 @@ INK_LEVEL = 180  # after autocontrast, darker than this is ink; the paper grain 
 # References come from the scans at their own resolution: pdfium shrinking a scan to a low DPI
 # thins the strokes and the fingerprint no longer matches a 300 DPI render of the same page.
 REFERENCE_DPI = 150
-# Measured on the catalogue (25 index pages against their drawings, probes through tasks/pages.py):
+# Measured on the catalogue (25 index pages against their drawings, probes through
+# tasks/page_images.py):
 # at 300 DPI sharpened the same page is within 1.8, any other page 3.4 or more away; at 100-200
 # DPI the same page drifts to 2.7-3.3 while others stay above 3.7, hence the second rule:
 # clearly nearer one page than any other.
@@ -52,8 +53,8 @@ def known_page(page: IndexPage, number: int, document_id: str, image: Image.Imag
 
 
 def pdf_page_images(pdf: bytes, dpi: int = REFERENCE_DPI) -> list[Image.Image]:
-    options = pages.PageOptions(dpi=dpi, sharpen=False)
-    return [Image.open(io.BytesIO(jpeg)) for _, jpeg in pages.render_pages(pdf, options)]
+    options = page_images.PageOptions(dpi=dpi, sharpen=False)
+    return [Image.open(io.BytesIO(jpeg)) for _, jpeg in page_images.render_pages(pdf, options)]
 
 
 class PageBook:

@@ -34,7 +34,7 @@ from sandbox.gemini.faults import FaultSwitch
 from sandbox.gemini.fingerprint import PageBook, known_page
 from sandbox.gemini.quota import Quota, Stats
 from sandbox.gemini.truth import catalogue_pages
-from tasks import pages
+from tasks import page_images
 from tasks.index_rows import IndexPage
 
 __all__ = ["Config", "create_app"]
@@ -123,8 +123,8 @@ class Standin:
                 continue
             if blob.mime_type == "application/pdf":
                 try:
-                    tokens = TOKENS_PER_IMAGE_TILE * pages.page_count(blob.data)
-                except pages.PdfError:
+                    tokens = TOKENS_PER_IMAGE_TILE * page_images.page_count(blob.data)
+                except page_images.PdfError:
                     tokens = TOKENS_PER_IMAGE_TILE
                 by_modality["DOCUMENT"] = by_modality.get("DOCUMENT", 0) + tokens
             elif blob.mime_type.startswith("image/"):

@@ -10,7 +10,7 @@ from typing import Any
 from google.genai import types
 from PIL import Image
 
-from tasks import pages
+from tasks import page_images
 
 __all__ = ["CHARS_PER_TOKEN", "TOKENS_PER_IMAGE_TILE", "estimate_tokens"]
 
@@ -39,8 +39,8 @@ def _part_tokens(part: Any) -> int:
         if blob is not None and blob.data is not None:
             if blob.mime_type == "application/pdf":
                 try:
-                    return TOKENS_PER_IMAGE_TILE * pages.page_count(blob.data)
-                except pages.PdfError:
+                    return TOKENS_PER_IMAGE_TILE * page_images.page_count(blob.data)
+                except page_images.PdfError:
                     return TOKENS_PER_IMAGE_TILE
             return _image_tokens(blob.data)
         return 0  # a Files API reference: the caller knows its size, pass tokens_estimate

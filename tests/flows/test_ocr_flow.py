@@ -11,7 +11,7 @@ from flows.ocr import ocr_acte, ocr_index
 from sandbox import gemini as gemini_standin
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, acte_text, render_pdf
 from tasks.index_rows import IndexPage
-from tasks.index_text import parse_pages, render_pages
+from tasks.index_text import format_pages, parse_pages
 from tasks.settings import get_settings
 from tasks.statuses import SEED
 
@@ -48,7 +48,7 @@ def test_an_index_document_is_read_into_the_catalogues_rows(pipeline):
     assert result["id"] == job_id and row["status_id"] == SEED.done, row["ocr_error"]
     expected = list(INDEX.pages)
     assert parse_pages(row["file_content"]) == expected
-    assert row["boosted_file_content"] == render_pages(expected)
+    assert row["boosted_file_content"] == format_pages(expected)
     pages = [IndexPage.model_validate(p) for p in row["structured_content"]["pages"]]
     assert pages == expected
     assert row["ocr_attempts"] == 1 and row["ocr_error"] is None

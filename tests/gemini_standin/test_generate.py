@@ -10,7 +10,7 @@ from google.genai import types
 from PIL import Image
 
 from sandbox.registry import catalogue
-from tasks import index_text, pages
+from tasks import index_text, page_images
 from tasks.gemini.files import document_part
 from tasks.index_rows import IndexPage
 
@@ -18,7 +18,7 @@ from .conftest import MODEL, call, stats
 
 
 def first_page_jpeg(document) -> bytes:
-    (_, jpeg), *_ = pages.render_pages(catalogue.render_pdf(document))
+    (_, jpeg), *_ = page_images.render_pages(catalogue.render_pdf(document))
     return jpeg
 
 
@@ -103,7 +103,7 @@ def test_count_tokens(client) -> None:
 
 def test_boost_normalises_aliases_and_keeps_the_layout(client, limiter) -> None:
     page = catalogue.INDEX_DOCUMENTS[0].pages[0]
-    raw = index_text.render_pages([page]).replace(page.rows[0].parties[0].name, "HQ")
+    raw = index_text.format_pages([page]).replace(page.rows[0].parties[0].name, "HQ")
     raw = raw.replace("Banque Royale du Canada", "RBC")
     prompt = (
         "Normalise les alias : HQ → Hydro-Québec ; RBC → Banque Royale du Canada.\n---\n"

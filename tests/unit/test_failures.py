@@ -16,7 +16,7 @@ from tasks.gemini.errors import (
     rejected,
 )
 from tasks.ocr import OcrFailed
-from tasks.pages import EmptyPdf, TooManyPages
+from tasks.page_images import EmptyPdf, TooManyPages
 from tasks.queue import InvalidJob, LeaseLost, QueueError
 from tasks.ratelimit import RateLimitTimeout
 from tasks.registry.errors import (

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tasks.index_rows import NATURES, IndexPage, IndexRow, Party
-from tasks.index_text import parse_pages, render_pages
+from tasks.index_text import format_pages, parse_pages
 
 # Cell text as a register holds it: no line breaks, no ";" (it separates parties), no ":" at the
 # start, never the literal empty marker.
@@ -39,11 +39,11 @@ page = st.builds(
 
 @given(st.lists(page, min_size=1, max_size=3))
 def test_rendered_pages_read_back_to_the_same_data(pages):
-    assert parse_pages(render_pages(pages)) == pages
+    assert parse_pages(format_pages(pages)) == pages
 
 
 def test_layout_is_the_one_the_boost_prompt_expects():
-    text = render_pages(
+    text = format_pages(
         [
             IndexPage(
                 template="Old 1",

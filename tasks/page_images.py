@@ -1,7 +1,8 @@
 """PDF pages to OCR-ready JPEG images.
 
 Exceptions:
-* PdfError: the PDF cannot be turned into images; retrying will not help, fail the document.
+* PdfError (DocumentFailed, permanent): the PDF cannot be turned into images; retrying will
+  not help, fail the document.
   - EmptyPdf, CorruptPdf, EncryptedPdf, PdfWithoutPages
 """
 

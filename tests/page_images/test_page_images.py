@@ -9,7 +9,7 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image, ImageDraw
 
-from tasks import pages
+from tasks import page_images
 
 
 def make_pdf(count: int, size_px: tuple[int, int] = (612, 792), resolution: int = 72) -> bytes:
@@ -34,8 +34,8 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
 
 def test_page_count_and_pages_in_order() -> None:
     pdf = make_pdf(5)
-    assert pages.page_count(pdf) == 5
-    numbers = [n for n, _ in pages.render_pages(pdf, pages.PageOptions(dpi=50))]
+    assert page_images.page_count(pdf) == 5
+    numbers = [n for n, _ in page_images.render_pages(pdf, page_images.PageOptions(dpi=50))]
     assert numbers == [1, 2, 3, 4, 5]
 
 
@@ -48,21 +48,21 @@ def test_page_count_and_pages_in_order() -> None:
     ],
 )
 def test_sizes_follow_dpi_and_the_cap(dpi: int, expected: tuple[int, int]) -> None:
-    (_, jpeg), *_ = pages.render_pages(make_pdf(1), pages.PageOptions(dpi=dpi))
+    (_, jpeg), *_ = page_images.render_pages(make_pdf(1), page_images.PageOptions(dpi=dpi))
     width, height = jpeg_size(jpeg)
     assert abs(width - expected[0]) <= 1 and abs(height - expected[1]) <= 1  # pdfium rounds up
 
 
 def test_cap_is_configurable() -> None:
-    options = pages.PageOptions(dpi=300, max_side_px=1000)
-    (_, jpeg), *_ = pages.render_pages(make_pdf(1), options)
+    options = page_images.PageOptions(dpi=300, max_side_px=1000)
+    (_, jpeg), *_ = page_images.render_pages(make_pdf(1), options)
     assert max(jpeg_size(jpeg)) == 1000
 
 
 def test_preprocess_stretches_contrast_and_sharpens() -> None:
     faded = Image.new("RGB", (100, 100), (180, 180, 180))
     ImageDraw.Draw(faded).rectangle([10, 10, 50, 50], fill=(140, 140, 140))
-    out = pages.preprocess(faded, pages.PageOptions())
+    out = page_images.preprocess(faded, page_images.PageOptions())
     assert out.mode == "L"
     assert out.getextrema() == (0, 255)
 
@@ -71,7 +71,7 @@ def _count_live_bitmaps(monkeypatch: pytest.MonkeyPatch) -> Callable[[], tuple[i
     """Wrap the renderer so each bitmap it returns is counted until it is freed."""
     lock = threading.Lock()
     state = {"live": 0, "peak": 0, "rendered": 0}
-    real_render = pages._render
+    real_render = page_images._render
 
     def released() -> None:
         with lock:
@@ -86,7 +86,7 @@ def _count_live_bitmaps(monkeypatch: pytest.MonkeyPatch) -> Callable[[], tuple[i
         weakref.finalize(image, released)
         return image
 
-    monkeypatch.setattr(pages, "_render", counting_render)
+    monkeypatch.setattr(page_images, "_render", counting_render)
     return lambda: (state["peak"], state["rendered"])
 
 
@@ -94,7 +94,7 @@ def test_a_long_pdf_never_holds_more_bitmaps_than_workers(monkeypatch: pytest.Mo
     counters = _count_live_bitmaps(monkeypatch)
     pdf = make_pdf(30)
     seen = 0
-    for _number, jpeg in pages.render_pages(pdf, pages.PageOptions(dpi=100), workers=2):
+    for _number, jpeg in page_images.render_pages(pdf, page_images.PageOptions(dpi=100), workers=2):
         seen += 1
         assert jpeg[:2] == b"\xff\xd8"
     peak, rendered = counters()
@@ -104,7 +104,9 @@ def test_a_long_pdf_never_holds_more_bitmaps_than_workers(monkeypatch: pytest.Mo
 
 def test_pages_are_rendered_only_as_the_consumer_pulls(monkeypatch: pytest.MonkeyPatch) -> None:
     counters = _count_live_bitmaps(monkeypatch)
-    generator = pages.render_pages(make_pdf(30), pages.PageOptions(dpi=50), max_pending=3)
+    generator = page_images.render_pages(
+        make_pdf(30), page_images.PageOptions(dpi=50), max_pending=3
+    )
     next(generator)
     next(generator)
     generator.close()  # stops the work and closes the document
@@ -113,8 +115,8 @@ def test_pages_are_rendered_only_as_the_consumer_pulls(monkeypatch: pytest.Monke
 
 
 def test_empty_file_is_reported_as_such() -> None:
-    with pytest.raises(pages.EmptyPdf, match="empty"):
-        list(pages.render_pages(b""))
+    with pytest.raises(page_images.EmptyPdf, match="empty"):
+        list(page_images.render_pages(b""))
 
 
 @pytest.mark.parametrize(
@@ -123,26 +125,26 @@ def test_empty_file_is_reported_as_such() -> None:
     ids=["not-a-pdf", "truncated"],
 )
 def test_corrupt_pdf_is_reported_as_such(data: bytes) -> None:
-    with pytest.raises(pages.CorruptPdf, match="not a readable PDF"):
-        list(pages.render_pages(data))
+    with pytest.raises(page_images.CorruptPdf, match="not a readable PDF"):
+        list(page_images.render_pages(data))
 
 
 def test_pdf_without_pages_is_reported_as_such() -> None:
     out = io.BytesIO()
     pdfium.PdfDocument.new().save(out)
-    with pytest.raises(pages.PdfWithoutPages, match="no pages"):
-        pages.page_count(out.getvalue())
+    with pytest.raises(page_images.PdfWithoutPages, match="no pages"):
+        page_images.page_count(out.getvalue())
 
 
 def test_errors_name_the_file_when_given_a_path(tmp_path) -> None:
     path = tmp_path / "acte-123.pdf"
     path.write_bytes(b"")
-    with pytest.raises(pages.PdfError, match=r"acte-123\.pdf is empty"):
-        pages.page_count(path)
+    with pytest.raises(page_images.PdfError, match=r"acte-123\.pdf is empty"):
+        page_images.page_count(path)
 
 
 def test_a_pdf_longer_than_the_limit_is_refused_before_any_page_is_rendered() -> None:
     pdf = make_pdf(5)
-    assert pages.check_page_count(pdf, 5) == 5
-    with pytest.raises(pages.TooManyPages, match="has 5 pages, more than OCR_MAX_PAGES=4"):
-        pages.check_page_count(pdf, 4)
+    assert page_images.check_page_count(pdf, 5) == 5
+    with pytest.raises(page_images.TooManyPages, match="has 5 pages, more than OCR_MAX_PAGES=4"):
+        page_images.check_page_count(pdf, 4)
