@@ -28,7 +28,8 @@ import redis
 from sandbox import gemini
 from sandbox.registry.catalogue import INDEX_DOCUMENTS, render_pdf
 from tasks import page_images
-from tasks.ocr import GeminiCaller, read_index_page
+from tasks.ocr import read_index_page
+from tasks.services import gemini_caller, redis_client
 from tasks.settings import load_settings
 
 fork = multiprocessing.get_context("fork")
@@ -49,7 +50,8 @@ def page_backlog() -> list[bytes]:
 def worker(env: dict[str, str], jpegs: list[bytes], threads: int, until: float, out) -> None:
     """One worker process: `threads` page readers, as OCR_PAGE_CONCURRENCY runs them."""
     os.environ.update(env)
-    caller = GeminiCaller.from_settings(load_settings(_env_file=None))
+    settings = load_settings(_env_file=None)
+    caller = gemini_caller(settings, redis_client(settings))
     done, failed = [0], [0]
 
     def read(offset: int) -> None:

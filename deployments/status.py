@@ -21,14 +21,13 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from supabase import Client
 
-from tasks.capacity.leases import CapacityManager
 from tasks.costs import daily_costs
 from tasks.failures import RetryLater
 from tasks.orchestration import Orchestrator
 from tasks.pools import owner_run
 from tasks.queue import Queue, QueueError, Stage, with_network_retries
-from tasks.ratelimit import GeminiLimiter
 from tasks.redis_keys import RedisKeys
+from tasks.services import capacity_manager, gemini_limiter
 from tasks.settings import Settings
 from tasks.statuses import status_label, status_map
 
@@ -81,7 +80,7 @@ class Sources:
 
     @property
     def keys(self) -> RedisKeys:
-        return RedisKeys.from_settings(self.settings)
+        return RedisKeys(self.settings.redis_key_prefix)
 
 
 def _shown(url: str) -> str:
@@ -160,7 +159,7 @@ def _host(name: str, budget: Data | None, offers: Data, notes: list[str]) -> Dat
 def capacity(src: Sources) -> Data:
     """Per live host: its budget, what its runs hold of it, and which runs those are."""
     with _reading_redis(src):
-        state = CapacityManager.from_settings(src.settings, src.redis).status()
+        state = capacity_manager(src.settings, src.redis).status()
     hosts = {
         name: _host(name, asdict(budget), state.runs.get(name, {}), state.notes.get(name, []))
         for name, budget in state.hosts.items()
@@ -182,7 +181,7 @@ def capacity(src: Sources) -> Data:
 def gemini(src: Sources) -> Data:
     """The shared limiter's trailing-minute totals against the limits, and any pause."""
     with _reading_redis(src):
-        usage = GeminiLimiter.from_settings(src.settings, src.redis).usage()
+        usage = gemini_limiter(src.settings, src.redis).usage()
     return {
         "requests": usage.requests,
         "max_requests": usage.max_requests,

@@ -18,11 +18,11 @@ from pathlib import Path
 from deployments.deploy import PREFECT, ROOT
 from deployments.processes import STOP_SIGNALS, alive, kill_group, process_tree
 from tasks.capacity.budget import cost_table, settings_budget
-from tasks.capacity.leases import CapacityManager
 from tasks.dispatch import ControlPlane, Ending, dispatch_until, settle_dead_run, stopping
 from tasks.planning import HostOffer, host_offer
 from tasks.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL
 from tasks.queue import Queue
+from tasks.services import capacity_manager, redis_client
 from tasks.settings import Settings
 from tasks.storage import Storage
 
@@ -208,7 +208,7 @@ def _run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None
     runs = offer.as_runs() if documents else {}
     with ExitStack() as stack:
         stack.enter_context(signals_drain(host))
-        capacity = CapacityManager.from_settings(settings)
+        capacity = capacity_manager(settings, redis_client(settings))
         stack.callback(capacity.client.close)
         stack.enter_context(
             capacity.host_registered(

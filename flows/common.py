@@ -12,18 +12,20 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from prefect import Flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import flow_run as this_run
 from prefect.states import Completed, State
 
-from tasks.capacity.budget import WorkerKind, settings_budget
-from tasks.capacity.leases import CapacityExceeded, CapacityManager
+from tasks.capacity.budget import settings_budget
+from tasks.capacity.leases import CapacityExceeded
 from tasks.dispatch import ControlPlane, Ending, dispatch, settle_dead_run
 from tasks.failures import Fate, Verdict, decide
 from tasks.lease import LeaseKeeper
 from tasks.pools import BY_FLOW, DocumentDeployment, run_owner
 from tasks.queue import Job, LeaseLost, Queue, Stage
+from tasks.services import capacity_manager, redis_client
 from tasks.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -50,8 +52,12 @@ def skipped(why: str) -> State:
 
 @dataclass
 class DocumentRun:
+    """What one document run holds: its settings and clients (opened once for the run), and
+    the row it claimed with its lease."""
+
     settings: Settings
     queue: Queue
+    redis: redis.Redis
     job: Job | None = None
     lease: LeaseKeeper | None = None
     skipped: State | None = None
@@ -69,12 +75,16 @@ def document_run(
     settings = get_settings()
     run_id = this_run.get_id()
     owner = run_owner(deployment.flow, run_id or f"{socket.gethostname()}:{uuid.uuid4()}")
-    run = DocumentRun(settings, Queue(settings))
-    if (this_run.run_count or 1) > 1 and run.queue.requeue(env, job_id, deployment.stage):
-        get_run_logger().info("retry: row %s was in error, put back in the queue", job_id)
     with ExitStack() as stack:
+        run = DocumentRun(settings, Queue(settings), stack.enter_context(redis_client(settings)))
+        if (this_run.run_count or 1) > 1 and run.queue.requeue(env, job_id, deployment.stage):
+            get_run_logger().info("retry: row %s was in error, put back in the queue", job_id)
+        capacity = capacity_manager(settings, run.redis)
         try:
-            stack.enter_context(capacity_reserved(settings, deployment.kind, owner))
+            # this run's cost on its host's budget for the run's length; no room: no claim
+            stack.enter_context(
+                capacity.hold(deployment.kind, worker_id=owner, host_id=settings.host_id())
+            )
         except CapacityExceeded as exc:
             run.skipped = skipped(f"no capacity: {exc}")
             yield run
@@ -103,30 +113,16 @@ def document_run(
 
 
 @contextmanager
-def capacity_reserved(settings: Settings, kind: WorkerKind, owner: str) -> Iterator[None]:
-    """Hold this run's cost on its host's budget for the run's length (CapacityExceeded if
-    there is no room: the run then does not claim anything)."""
-    manager = CapacityManager.from_settings(settings)
-    try:
-        with manager.hold(kind, worker_id=owner, host_id=settings.host_id()):
-            yield
-    finally:
-        manager.client.close()
-
-
-@contextmanager
 def this_host_registered(settings: Settings) -> Iterator[str]:
     """For a run started by hand (no worker registered this host): offer the host's budget."""
-    manager = CapacityManager.from_settings(settings)
     host = settings.host_id()
-    try:
+    with redis_client(settings) as client:
+        manager = capacity_manager(settings, client)
         if host in manager.status().hosts:  # a worker runs here: leave its heartbeat be
             yield host
             return
         with manager.host_registered(host, settings_budget(settings)):
             yield host
-    finally:
-        manager.client.close()
 
 
 def _quietly(what: str, step: Callable[[ControlPlane], object]) -> None:

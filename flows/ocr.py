@@ -37,6 +37,7 @@ from tasks.page_images import PageOptions, check_page_count, render_pages
 from tasks.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
 from tasks.pricing import GeminiBill, price_table
 from tasks.queue import Job, Queue
+from tasks.services import gemini_caller
 from tasks.settings import Settings, get_settings
 from tasks.storage import fetch_stored_pdf
 
@@ -126,7 +127,7 @@ def ocr_document(deployment: DocumentDeployment, env: str, job_id: str) -> Any:
         if run.job is None or run.lease is None:
             return run.skipped
         job, settings = run.job, run.settings
-        gemini = GeminiCaller.from_settings(settings)
+        gemini = gemini_caller(settings, run.redis)
         bill = GeminiBill(price_table(settings.gemini_prices))
         try:
             pdf = fetch_stored_pdf(job, run.queue)

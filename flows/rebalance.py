@@ -15,7 +15,8 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.dispatch import ControlPlane, Picture, dispatch, reconcile
 from tasks.pools import REBALANCE
-from tasks.ratelimit import GeminiLimiter, WindowUsage
+from tasks.ratelimit import WindowUsage
+from tasks.services import gemini_limiter
 from tasks.settings import get_settings
 
 LOCK_WAIT_S = 10  # a worker's dispatch holds the lock for a fraction of a second
@@ -115,7 +116,7 @@ def rebalance() -> dict[str, Any]:
         if picture is None:  # a worker is dispatching this very moment: it does the same
             logger.info("another dispatcher holds the lock; limits left to it")
             return {"taken_back": len(taken_back)}
-        usage = GeminiLimiter.from_settings(settings, cp.redis).usage()
+        usage = gemini_limiter(settings, cp.redis).usage()
     for host, notes in picture.capacity.notes.items():
         for note in notes:
             logger.warning("%s: %s", host, note)

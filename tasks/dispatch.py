@@ -30,6 +30,7 @@ from tasks.planning import Limits, free_slots, plan_limits, runs_to_create
 from tasks.pools import DOCUMENT_DEPLOYMENTS, DocumentDeployment, owner_run, run_owner
 from tasks.queue import Queue, QueueError, Stage
 from tasks.redis_keys import RedisKeys
+from tasks.services import capacity_manager, redis_client
 from tasks.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,14 +54,14 @@ class ControlPlane:
     @classmethod
     @contextmanager
     def open(cls, settings: Settings) -> Iterator[ControlPlane]:
-        client = redis.Redis.from_url(settings.redis_url)
+        client = redis_client(settings)
         try:
             with get_client(sync_client=True) as prefect:
                 yield cls(
                     settings,
                     Queue(settings),
                     client,
-                    CapacityManager.from_settings(settings, client),
+                    capacity_manager(settings, client),
                     Orchestrator(prefect),
                 )
         finally:
@@ -68,7 +69,7 @@ class ControlPlane:
 
     @property
     def keys(self) -> RedisKeys:
-        return RedisKeys.from_settings(self.settings)
+        return RedisKeys(self.settings.redis_key_prefix)
 
 
 @dataclass

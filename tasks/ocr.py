@@ -5,19 +5,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-import redis
 from google.genai import types
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from tasks.failures import DocumentFailed
-from tasks.gemini.client import client_from_settings
 from tasks.gemini.generate import GenerateResult, RateLimiter, RetryPolicy, generate
 from tasks.gemini.tokens import TOKENS_PER_IMAGE_TILE, estimate_tokens
 from tasks.index_rows import NATURES, IndexPage
-from tasks.ratelimit import GeminiLimiter
-from tasks.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -60,16 +56,6 @@ class GeminiCaller:
     policy: RetryPolicy
     extract_model: str
     boost_model: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GeminiCaller:
-        return cls(
-            client=client_from_settings(settings),
-            limiter=GeminiLimiter.from_settings(settings, redis.Redis.from_url(settings.redis_url)),
-            policy=RetryPolicy.from_settings(settings),
-            extract_model=settings.gemini_extract_model,
-            boost_model=settings.gemini_boost_model,
-        )
 
     def call(
         self,

@@ -11,7 +11,6 @@ import redis
 from tasks.failures import RetryLater
 from tasks.lua import read_script
 from tasks.redis_keys import RedisKeys
-from tasks.settings import Settings
 
 __all__ = [
     "GeminiLimiter",
@@ -92,15 +91,6 @@ class GeminiLimiter:
         self._reconcile = client.register_script(read_script("ratelimit_reconcile"))
         self._pause = client.register_script(read_script("ratelimit_pause"))
         self._local_pause_until = 0.0  # monotonic; used when Redis cannot record a pause
-
-    @classmethod
-    def from_settings(cls, settings: Settings, client: redis.Redis | None = None) -> GeminiLimiter:
-        return cls(
-            client or redis.Redis.from_url(settings.redis_url),
-            max_rpm=settings.gemini_max_rpm,
-            max_tpm=settings.gemini_max_tpm,
-            prefix=settings.redis_key_prefix,
-        )
 
     def try_acquire(self, tokens_estimate: int) -> Permit | float:
         """One attempt: a permit, or the seconds to wait before the next attempt."""

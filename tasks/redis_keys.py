@@ -5,8 +5,6 @@ processes share them: renaming one is a migration, not a refactor."""
 
 from __future__ import annotations
 
-from tasks.settings import Settings
-
 __all__ = ["RedisKeys"]
 
 
@@ -48,10 +46,6 @@ class RedisKeys:
     def registre_session(self, account_id: str) -> str:
         """String: json of the account's logged-in browser state (a secret), with a TTL."""
         return f"{self.prefix}registre:session:{account_id}"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RedisKeys:
-        return cls(settings.redis_key_prefix)
 
     def __repr__(self) -> str:
         return f"RedisKeys(prefix={self.prefix!r})"

@@ -38,8 +38,10 @@ def _detected(resource: str) -> float:
 class Settings(BaseSettings):
     """Everything read from the environment (and `.env`), under the operators' variable names."""
 
-    # An empty value (`SERVER_MAX_CPU=` copied from .env.example) means the default.
+    # An empty value (`SERVER_MAX_CPU=` copied from .env.example) means the default. Frozen: read
+    # once at the edge, then only handed down (model_copy(update=...) for a variant).
     model_config = SettingsConfigDict(
+        frozen=True,
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",

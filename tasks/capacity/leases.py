@@ -15,12 +15,11 @@ from functools import partial
 
 import redis
 
-from tasks.capacity.budget import DEFAULT_COSTS, Budget, Cost, WorkerKind, cost_table
+from tasks.capacity.budget import DEFAULT_COSTS, Budget, Cost, WorkerKind
 from tasks.capacity.heartbeat import every
 from tasks.failures import RetryLater
 from tasks.lua import read_script
 from tasks.redis_keys import RedisKeys
-from tasks.settings import Settings
 
 __all__ = ["CapacityExceeded", "CapacityLease", "CapacityManager", "CapacityStatus"]
 
@@ -108,18 +107,6 @@ class CapacityManager:
         self._renew = client.register_script(_capacity_script("capacity_renew"))
         self._release = client.register_script(_capacity_script("capacity_release"))
         self._host = client.register_script(_capacity_script("capacity_host"))
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, client: redis.Redis | None = None
-    ) -> CapacityManager:
-        return cls(
-            client or redis.Redis.from_url(settings.redis_url),
-            costs=cost_table(settings),
-            prefix=settings.redis_key_prefix,
-            lease_s=settings.capacity_lease_seconds,
-            host_ttl_s=settings.capacity_host_ttl_seconds,
-        )
 
     def register_host(
         self,

@@ -9,9 +9,8 @@ from google import genai
 from google.genai import types
 
 from tasks.gemini.errors import GeminiConfigError
-from tasks.settings import Settings
 
-__all__ = ["client_from_settings", "make_client"]
+__all__ = ["GeminiConfigError", "make_client", "shared_client"]
 
 
 def make_client(api_key: str, base_url: str | None = None, timeout_s: float = 300) -> genai.Client:
@@ -24,18 +23,12 @@ def make_client(api_key: str, base_url: str | None = None, timeout_s: float = 30
     return genai.Client(api_key=api_key, http_options=options)
 
 
+def shared_client(api_key: str, base_url: str | None, timeout_s: float) -> genai.Client:
+    """One client per process (and per configuration), reused by every call."""
+    # keyed by pid: a forked child must not share the parent's connection pool
+    return _cached_client(os.getpid(), api_key, base_url, timeout_s)
+
+
 @functools.lru_cache(maxsize=4)
 def _cached_client(pid: int, api_key: str, base_url: str | None, timeout_s: float) -> genai.Client:
     return make_client(api_key, base_url, timeout_s)
-
-
-def client_from_settings(settings: Settings) -> genai.Client:
-    """One client per process (and per configuration), reused by every call."""
-    if settings.gemini_api_key is None or not settings.gemini_api_key.get_secret_value():
-        raise GeminiConfigError()
-    return _cached_client(
-        os.getpid(),  # a forked child must not share the parent's connection pool
-        settings.gemini_api_key.get_secret_value(),
-        settings.gemini_base_url,
-        settings.gemini_timeout_seconds,
-    )

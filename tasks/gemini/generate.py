@@ -32,7 +32,6 @@ from tasks.gemini.google_errors import (
     status_message,
 )
 from tasks.gemini.tokens import estimate_tokens
-from tasks.settings import Settings
 
 __all__ = ["GenerateResult", "RateLimiter", "RetryPolicy", "TokenUsage", "generate"]
 
@@ -59,12 +58,6 @@ class RetryPolicy:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 30.0
     max_wait_s: float = 300.0  # for capacity from the rate limiter, per attempt
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(
-            max_attempts=settings.gemini_max_attempts, max_wait_s=settings.gemini_max_wait_seconds
-        )
 
     def backoff_s(self, attempt: int) -> float:
         """Exponential with full jitter: base·2^(attempt-1), capped, times U(0.5, 1)."""

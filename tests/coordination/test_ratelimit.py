@@ -18,6 +18,7 @@ from tasks.ratelimit import (
     RateLimitTimeout,
 )
 from tasks.redis_keys import RedisKeys
+from tasks.services import gemini_limiter
 from tasks.settings import load_settings
 
 from .conftest import TEST_REDIS_URL
@@ -46,10 +47,10 @@ def _seed(client: redis.Redis, prefix: str, entries: dict[str, tuple[int, int]])
 
 
 def test_defaults_are_the_seed_limits(redis_client):
-    limiter = GeminiLimiter.from_settings(load_settings(), redis_client)
+    limiter = gemini_limiter(load_settings(), redis_client)
     assert (limiter.max_rpm, limiter.max_tpm) == (1600, 6_400_000)
     tuned = load_settings(gemini_max_rpm=10, gemini_max_tpm=99)
-    assert (GeminiLimiter.from_settings(tuned, redis_client).max_rpm, tuned.gemini_max_tpm) == (
+    assert (gemini_limiter(tuned, redis_client).max_rpm, tuned.gemini_max_tpm) == (
         10,
         99,
     )

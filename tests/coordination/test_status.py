@@ -27,10 +27,9 @@ from deployments.status import Sources, snapshot
 from deployments.status_view import render
 from tasks import queue as queue_module
 from tasks.capacity.budget import WorkerKind, host_budget
-from tasks.capacity.leases import CapacityManager
 from tasks.pools import run_owner
 from tasks.queue import Queue, Stage
-from tasks.ratelimit import GeminiLimiter
+from tasks.services import capacity_manager, gemini_limiter
 from tasks.settings import get_settings
 from tasks.statuses import SEED
 from tests.conftest import SupabaseProject
@@ -102,10 +101,10 @@ def system(supabase_projects, make_settings, redis_prefix, keys, quick_retries):
     assert queue.claim(Stage.REGISTRE, 1, run_owner("registre", uuid.uuid4()))  # held 0 min
 
     client = redis.Redis.from_url(TEST_REDIS_URL)
-    manager = CapacityManager.from_settings(settings, client)
+    manager = capacity_manager(settings, client)
     manager.register_host("host-a", host_budget(8, 16, 20, 20))
     manager.reserve(WorkerKind.REGISTRE, worker_id=OWNER, host_id="host-a")
-    limiter = GeminiLimiter.from_settings(settings, client)
+    limiter = gemini_limiter(settings, client)
     limiter.reconcile(limiter.acquire(1000), 2000)
     limiter.acquire(500)
     limiter.pause_all(30)

@@ -16,8 +16,8 @@ from prefect.states import Cancelling, Scheduled
 
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS
-from tasks.capacity.leases import CapacityManager
 from tasks.dispatch import CANCELLED_MESSAGE
+from tasks.services import capacity_manager, redis_client
 from tasks.settings import get_settings
 from tasks.statuses import SEED
 
@@ -71,7 +71,7 @@ def state_of(system, run_id):
 
 
 def capacity_leases(owner_part: str) -> list[dict]:
-    manager = CapacityManager.from_settings(get_settings())
+    manager = capacity_manager(get_settings(), redis_client(get_settings()))
     try:
         return [w for w in manager.status().workers if owner_part in str(w["workerId"])]
     finally:
@@ -200,7 +200,7 @@ def test_the_rebalance_follows_the_queue_and_reports_it(system):
     from tasks.capacity.budget import Budget
 
     pipeline = system.pipeline
-    manager = CapacityManager.from_settings(get_settings())
+    manager = capacity_manager(get_settings(), redis_client(get_settings()))
     manager.register_host("big", Budget(40, 40), {"registre": 0, "ocr": 6})
     for _ in range(10):
         pipeline.insert("acte", status_id=SEED.ready_for_ocr, supabase_path="actes/x.pdf",
