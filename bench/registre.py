@@ -69,7 +69,7 @@ async def worker(args: argparse.Namespace) -> None:
 
     from tasks.registry import AccountPool, RegistryConfig, SessionStore
     from tasks.registry.driver import download_document
-    from tasks.registry.models import RegistryRequest
+    from tasks.requests import Request
 
     config = RegistryConfig(base_url=args.registry)
     client = create_client(args.supabase, os.environ["BENCH_SERVICE_KEY"])
@@ -81,10 +81,10 @@ async def worker(args: argparse.Namespace) -> None:
         while time.monotonic() < deadline:
             doc = INDEX_DOCUMENTS[n % len(INDEX_DOCUMENTS)]
             n += 1
-            request = RegistryRequest(
+            request = Request(
                 document_source="index",
                 document_number=doc.lot,
-                circonscription_fonciere=doc.circonscription,
+                circonscription=doc.circonscription,
                 cadastre=doc.cadastre,
                 designation_secondaire=doc.designation,
             )

@@ -106,8 +106,8 @@ def fresh_download(queue: Queue, job: Job, max_age_hours: float) -> Reuse | None
         "p_circonscription": job.circonscription,
         "p_default_circonscription": DEFAULT_CIRCONSCRIPTION,
         "p_cadastre": job.cadastre,
-        "p_designation": job.designation_secondaire,
-        "p_acte_type": job.acte_type,
+        "p_designation": job.request.designation_secondaire,
+        "p_acte_type": job.request.acte_type,
         "p_max_age_hours": max_age_hours,
         "p_error_status": queue.statuses.error,
     }

@@ -14,7 +14,7 @@ from tasks.registry.accounts import AccountPool
 from tasks.registry.browser import BrowserHost
 from tasks.registry.config import RegistryConfig
 from tasks.registry.driver import download_document
-from tasks.registry.models import DownloadResult, RegistryRequest
+from tasks.registry.models import DownloadResult
 from tasks.registry.session import SessionStore
 from tasks.settings import Settings
 
@@ -35,7 +35,7 @@ async def download(
         async with BrowserHost(headless=cfg.headless) as browser:
             sessions = SessionStore(redis, prefix=settings.redis_key_prefix)
             return await download_document(
-                RegistryRequest.from_job(job),
+                job.request,
                 accounts=accounts,
                 sessions=sessions,
                 cfg=cfg,

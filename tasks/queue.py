@@ -13,7 +13,7 @@ from postgrest.exceptions import APIError
 from supabase import Client, ClientOptions, create_client
 
 from tasks.failures import DocumentFailed, RetryLater
-from tasks.requests import OCR_SOURCES, SOURCES, InvalidRequest, check_request, text
+from tasks.requests import OCR_SOURCES, SOURCES, InvalidRequest, Request, check_request, text
 from tasks.settings import Environment, Settings
 from tasks.statuses import NAMES, StatusMap, status_map
 
@@ -57,15 +57,26 @@ class Job:
     id: str
     stage: Stage
     owner: str
-    document_source: str
-    document_number: str
-    circonscription: str
-    cadastre: str | None
-    designation_secondaire: str | None
-    acte_type: str | None
+    request: Request  # what the row asks for, checked
     supabase_path: str | None
     created_at: str
     row: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def document_source(self) -> str:
+        return self.request.document_source
+
+    @property
+    def document_number(self) -> str:
+        return self.request.document_number
+
+    @property
+    def circonscription(self) -> str:
+        return self.request.circonscription
+
+    @property
+    def cadastre(self) -> str | None:
+        return self.request.cadastre
 
     @property
     def label(self) -> str:
@@ -117,12 +128,7 @@ def parse_job(env: str, row: dict[str, Any], stage: Stage, owner: str) -> Job:
         id=str(row["id"]),
         stage=stage,
         owner=owner,
-        document_source=request.document_source,
-        document_number=request.document_number,
-        circonscription=request.circonscription,
-        cadastre=request.cadastre,
-        designation_secondaire=request.designation_secondaire,
-        acte_type=request.acte_type,
+        request=request,
         supabase_path=supabase_path,
         created_at=str(row.get("created_at")),
         row=row,

@@ -39,16 +39,21 @@ class InvalidRequest(DocumentFailed):
     permanent = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Request:
-    """What an `extraction_queue` row asks for, checked and normalised."""
+    """What an `extraction_queue` row asks for, checked and normalised (check_request): what
+    the registry is asked for, and what the run and its files are named after."""
 
     document_source: str
     document_number: str  # spaces removed
     circonscription: str
-    cadastre: str | None
-    designation_secondaire: str | None
-    acte_type: str | None
+    cadastre: str | None = None
+    designation_secondaire: str | None = None
+    acte_type: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.document_source} {self.document_number} ({self.circonscription})"
 
 
 def text(row: Mapping[str, Any], column: str) -> str | None:

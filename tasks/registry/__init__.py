@@ -10,7 +10,7 @@ from tasks.registry.errors import (
     RegistryError,
     TransientRegistryError,
 )
-from tasks.registry.models import DownloadResult, RegistryRequest
+from tasks.registry.models import DownloadResult, Selections
 from tasks.registry.session import SessionStore
 
 __all__ = [
@@ -22,7 +22,7 @@ __all__ = [
     "PermanentRegistryError",
     "RegistryConfig",
     "RegistryError",
-    "RegistryRequest",
+    "Selections",
     "SessionStore",
     "TransientRegistryError",
     "download_document",

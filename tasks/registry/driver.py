@@ -19,10 +19,11 @@ from tasks.registry.errors import (
     translate,
 )
 from tasks.registry.evidence import capture_failure, discard_trace, start_trace
-from tasks.registry.forms import Selections, search
+from tasks.registry.forms import search
 from tasks.registry.login import log_in
-from tasks.registry.models import DownloadResult, RegistryRequest
+from tasks.registry.models import DownloadResult, Selections
 from tasks.registry.session import SessionStore
+from tasks.requests import Request
 
 __all__ = ["download_document", "login_state"]
 
@@ -69,7 +70,7 @@ def _first_page(context: BrowserContext) -> Page | None:
 
 
 async def _run_flow(
-    context: BrowserContext, page: Page, job: RegistryRequest, cfg: RegistryConfig
+    context: BrowserContext, page: Page, job: Request, cfg: RegistryConfig
 ) -> tuple[bytes, Selections]:
     catcher = PdfCatcher(context)
     selections = await search(page, job, cfg)
@@ -78,7 +79,7 @@ async def _run_flow(
 
 
 async def _download_with_account(
-    job: RegistryRequest,
+    job: Request,
     account: Account,
     *,
     host: BrowserHost,
@@ -133,11 +134,7 @@ async def _download_with_account(
         raise RegistryError(f"{job.label}: the registry sent something that is not a PDF")
     return DownloadResult(
         pdf=pdf,
-        document_source=job.document_source,
-        circonscription=selections.circonscription,
-        cadastre=selections.cadastre,
-        designation_secondaire=selections.designation_secondaire,
-        acte_type=selections.acte_type,
+        selections=selections,
         account_id=account.id,
         session_reused=reused and logins == 0,
         logins=logins,
@@ -145,7 +142,7 @@ async def _download_with_account(
 
 
 async def download_document(
-    job: RegistryRequest,
+    job: Request,
     *,
     accounts: AccountPool,
     sessions: SessionStore,

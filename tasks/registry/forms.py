@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from playwright.async_api import Page
 
 from tasks.registry.config import RegistryConfig
 from tasks.registry.errors import DocumentNotFound, NoMatchingOption, PermanentRegistryError
 from tasks.registry.matching import Option, match_cadastre, match_option
-from tasks.registry.models import DocumentSource, RegistryRequest
+from tasks.registry.models import DocumentSource, Selections
 from tasks.registry.pages import (
     INACTIVE_LOT_NOTICE,
     SIMILAR_DOCUMENTS_NOTICE,
@@ -21,8 +20,9 @@ from tasks.registry.pages import (
     select_matching,
     submit_button,
 )
+from tasks.requests import Request
 
-__all__ = ["ACTE_TYPE_FALLBACK", "SEARCH_PATHS", "Selections", "search"]
+__all__ = ["ACTE_TYPE_FALLBACK", "SEARCH_PATHS", "search"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +35,6 @@ ACTE_TYPE_FALLBACK = ("Acte", "Acte divers", "Radiation")  # DOMAIN.md §2.9
 DEFAULT_ACTE_TYPE = "Acte"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Selections:
-    """The option texts chosen on the search form."""
-
-    circonscription: str
-    cadastre: str | None = None
-    designation_secondaire: str | None = None
-    acte_type: str | None = None
-
-
 async def open_search(page: Page, source: DocumentSource, cfg: RegistryConfig) -> None:
     path = SEARCH_PATHS[source]
     await goto(page, cfg.url(path), cfg, context=f"{source} search page")
@@ -55,11 +45,11 @@ async def open_search(page: Page, source: DocumentSource, cfg: RegistryConfig) -
     )
 
 
-async def _select_circonscription(page: Page, job: RegistryRequest, cfg: RegistryConfig) -> Option:
+async def _select_circonscription(page: Page, job: Request, cfg: RegistryConfig) -> Option:
     return await select_matching(
         page,
         "#selCircnFoncr",
-        job.circonscription_fonciere,
+        job.circonscription,
         match_option,
         cfg,
         what="circonscription foncière",
@@ -73,7 +63,7 @@ async def _submit(page: Page, cfg: RegistryConfig, label: str, *, context: str) 
         raise logged_out_error(context)
 
 
-async def _search_by_lot(page: Page, job: RegistryRequest, cfg: RegistryConfig) -> Selections:
+async def _search_by_lot(page: Page, job: Request, cfg: RegistryConfig) -> Selections:
     """Index and plan: circonscription, cadastre, lot, désignation (DOMAIN.md §2.4, §2.6)."""
     context = f"{job.document_source} search"
     await open_search(page, job.document_source, cfg)
@@ -115,7 +105,7 @@ def acte_types_to_try(requested: str | None) -> list[str]:
 
 
 async def _search_acte_as(
-    page: Page, job: RegistryRequest, acte_type: str, cfg: RegistryConfig
+    page: Page, job: Request, acte_type: str, cfg: RegistryConfig
 ) -> Selections:
     context = f"acte search ({acte_type})"
     await open_search(page, "acte", cfg)
@@ -129,7 +119,7 @@ async def _search_acte_as(
     return Selections(circonscription=circonscription.text, acte_type=chosen_type.text)
 
 
-async def _search_acte(page: Page, job: RegistryRequest, cfg: RegistryConfig) -> Selections:
+async def _search_acte(page: Page, job: Request, cfg: RegistryConfig) -> Selections:
     """Try the requested type, then Acte, Acte divers, Radiation (DOMAIN.md §2.9)."""
     failures: list[PermanentRegistryError] = []
     for acte_type in acte_types_to_try(job.acte_type):
@@ -153,7 +143,7 @@ async def _search_acte(page: Page, job: RegistryRequest, cfg: RegistryConfig) ->
     )
 
 
-async def search(page: Page, job: RegistryRequest, cfg: RegistryConfig) -> Selections:
+async def search(page: Page, job: Request, cfg: RegistryConfig) -> Selections:
     """Fill and submit the search form for `job`; the page is then on the result."""
     if job.document_source == "acte":
         return await _search_acte(page, job, cfg)

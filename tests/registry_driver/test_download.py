@@ -3,12 +3,13 @@ from __future__ import annotations
 import pytest
 
 from sandbox.registry import control
-from tasks.registry import BrowserHost, DownloadResult, RegistryRequest, download_document
+from tasks.registry import BrowserHost, DownloadResult, download_document
+from tasks.requests import Request
 
 pytestmark = pytest.mark.slow
 
 
-async def fetch(harness, host: BrowserHost, job: RegistryRequest, **kw) -> DownloadResult:
+async def fetch(harness, host: BrowserHost, job: Request, **kw) -> DownloadResult:
     return await download_document(
         job,
         accounts=kw.get("accounts") or harness.pool(),
@@ -20,29 +21,29 @@ async def fetch(harness, host: BrowserHost, job: RegistryRequest, **kw) -> Downl
 
 
 def index(lot: str, circ: str = "Montréal", cadastre: str = "Cadastre du Québec", **kw):
-    return RegistryRequest(
+    return Request(
         document_source="index",
         document_number=lot,
-        circonscription_fonciere=circ,
+        circonscription=circ,
         cadastre=cadastre,
         **kw,
     )
 
 
 def acte(numero: str, circ: str = "Montréal", acte_type: str | None = "Acte"):
-    return RegistryRequest(
+    return Request(
         document_source="acte",
         document_number=numero,
-        circonscription_fonciere=circ,
+        circonscription=circ,
         acte_type=acte_type,
     )
 
 
 def plan(lot: str, circ: str = "Montréal", cadastre: str = "Cadastre du Québec", **kw):
-    return RegistryRequest(
+    return Request(
         document_source="plan_cadastraux",
         document_number=lot,
-        circonscription_fonciere=circ,
+        circonscription=circ,
         cadastre=cadastre,
         **kw,
     )
@@ -87,7 +88,7 @@ def test_each_document_type_downloads_a_pdf(harness, run, job, document_id) -> N
 def test_acte_type_falls_back_to_acte_divers(harness, run) -> None:
     """An acte filed as "Acte divers" but requested as "Acte" is found on the second type."""
     result = run(lambda host: fetch(harness, host, acte("11 286 730")))
-    assert result.acte_type == "Acte divers"
+    assert result.selections.acte_type == "Acte divers"
     assert harness.counters()["downloads_by_document"] == {"ACT-003": 1}
 
 

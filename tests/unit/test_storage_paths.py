@@ -65,5 +65,8 @@ def test_a_foreign_url_is_refused():
 
 def test_a_number_cannot_make_folders_or_break_urls():
     # parse_job refuses such numbers; the object name is safe whatever the job holds
-    odd = dataclasses.replace(job("acte"), document_number="12/34#5")
+    acte = job("acte")
+    odd = dataclasses.replace(
+        acte, request=dataclasses.replace(acte.request, document_number="12/34#5")
+    )
     assert object_name(odd, 9) == "12_34_5-Shefford-9.pdf"
