@@ -19,8 +19,9 @@ from rich.table import Table
 from deployments import capacity_cli
 from deployments.migrations import apply_migrations
 from tasks.capacity.budget import cost_table, settings_budget
+from tasks.jobs import Stage
 from tasks.planning import InsufficientCapacity, amount, check_capacity
-from tasks.queue import Queue, QueueError, Stage
+from tasks.queue import Queue
 from tasks.requests import (
     ACTE_TYPES,
     CIRCONSCRIPTIONS,
@@ -31,6 +32,7 @@ from tasks.requests import (
 )
 from tasks.settings import ConfigError, Settings, get_settings
 from tasks.statuses import status_label
+from tasks.supabase_client import QueueError
 
 # markdown: docstrings wrapped at 100 columns read as paragraphs, not as broken lines
 app = typer.Typer(

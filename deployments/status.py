@@ -23,13 +23,15 @@ from supabase import Client
 
 from tasks.costs import daily_costs
 from tasks.failures import RetryLater
+from tasks.jobs import Stage
 from tasks.orchestration import Orchestrator
 from tasks.pools import owner_run
-from tasks.queue import Queue, QueueError, Stage, with_network_retries
+from tasks.queue import Queue
 from tasks.redis_keys import RedisKeys
 from tasks.services import capacity_manager, gemini_limiter
 from tasks.settings import Settings
 from tasks.statuses import status_label, status_map
+from tasks.supabase_client import QueueError, with_network_retries
 
 __all__ = ["SECTIONS", "Sources", "snapshot"]
 

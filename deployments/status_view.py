@@ -18,7 +18,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from deployments.status import HELD_EXPECTED_S, SECTIONS, Data, Sources, snapshot
-from tasks.queue import SOURCES
+from tasks.requests import SOURCES
 from tasks.settings import Settings
 
 __all__ = ["RENDERERS", "render", "show"]

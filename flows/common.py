@@ -22,9 +22,10 @@ from tasks.capacity.budget import settings_budget
 from tasks.capacity.leases import CapacityExceeded
 from tasks.dispatch import ControlPlane, Ending, dispatch, settle_dead_run
 from tasks.failures import Fate, Verdict, decide
+from tasks.jobs import Job, Stage
 from tasks.lease import LeaseKeeper
 from tasks.pools import BY_FLOW, DocumentDeployment, run_owner
-from tasks.queue import Job, LeaseLost, Queue, Stage
+from tasks.queue import LeaseLost, Queue
 from tasks.services import capacity_manager, redis_client
 from tasks.settings import Settings, get_settings
 

@@ -24,6 +24,7 @@ from tasks.gemini.files import document_part
 from tasks.gemini.generate import GenerateResult
 from tasks.index_rows import IndexPage
 from tasks.index_text import format_pages
+from tasks.jobs import Job
 from tasks.lease import LeaseKeeper
 from tasks.ocr import (
     GeminiCaller,
@@ -36,7 +37,7 @@ from tasks.ocr import (
 from tasks.page_images import PageOptions, check_page_count, render_pages
 from tasks.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
 from tasks.pricing import GeminiBill, price_table
-from tasks.queue import Job, Queue
+from tasks.queue import Queue
 from tasks.services import gemini_caller
 from tasks.settings import Settings, get_settings
 from tasks.storage import fetch_stored_pdf

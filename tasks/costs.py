@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from tasks.queue import Job, Queue, QueueError, with_network_retries
+from tasks.jobs import Job
+from tasks.queue import Queue
 from tasks.requests import DEFAULT_CIRCONSCRIPTION
 from tasks.settings import Settings
 from tasks.storage import parse_supabase_path
+from tasks.supabase_client import QueueError, with_network_retries
 
 __all__ = ["DailyCost", "ModelTokens", "Reuse", "daily_costs", "fresh_download", "reuse_hours"]
 

@@ -23,15 +23,17 @@ from prefect.exceptions import PrefectHTTPStatusError
 
 from tasks.capacity.budget import cost_table
 from tasks.capacity.leases import CapacityManager, CapacityStatus
+from tasks.jobs import Stage
 from tasks.lua import read_script
 from tasks.orchestration import Orchestrator
 from tasks.outages import SUPABASE, Outages, Service, prefect_service, redis_service
 from tasks.planning import Limits, free_slots, plan_limits, runs_to_create
 from tasks.pools import DOCUMENT_DEPLOYMENTS, DocumentDeployment, owner_run, run_owner
-from tasks.queue import Queue, QueueError, Stage
+from tasks.queue import Queue
 from tasks.redis_keys import RedisKeys
 from tasks.services import capacity_manager, redis_client
 from tasks.settings import Settings
+from tasks.supabase_client import QueueError
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ import logging
 import threading
 from types import TracebackType
 
-from tasks.queue import Job, LeaseLost, Queue
+from tasks.jobs import Job
+from tasks.queue import LeaseLost, Queue
 
 logger = logging.getLogger(__name__)
 

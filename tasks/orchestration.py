@@ -22,6 +22,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed, Scheduled
 
+from tasks.jobs import Claimable
 from tasks.planning import Limits, idempotency_key, run_name
 from tasks.pools import (
     DOCUMENT_DEPLOYMENTS,
@@ -32,7 +33,6 @@ from tasks.pools import (
     REGISTRE_POOL,
     DocumentDeployment,
 )
-from tasks.queue import Claimable
 from tasks.settings import ConfigError
 
 logger = logging.getLogger(__name__)

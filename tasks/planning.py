@@ -9,6 +9,7 @@ from typing import Literal
 
 from tasks.allocation import Split, allocate, ocr_capacity
 from tasks.capacity.budget import Budget, Cost, WorkerKind, max_count
+from tasks.jobs import Claimable
 from tasks.pools import (
     DOCUMENT_DEPLOYMENTS,
     OCR_ACTE,
@@ -18,7 +19,6 @@ from tasks.pools import (
     REGISTRE_POOL,
     DocumentDeployment,
 )
-from tasks.queue import Claimable
 from tasks.settings import ConfigError
 
 RUN_NAME_NUMBER_MAX = 60  # characters of the document number kept in a run's name

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tasks.capacity.budget import WorkerKind
-from tasks.queue import Stage
+from tasks.jobs import Stage
 
 REGISTRE_POOL = "registre"
 OCR_POOL = "ocr"

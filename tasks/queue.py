@@ -1,181 +1,28 @@
+"""The extraction_queue in every enabled environment: claim, lease, settle and look at rows,
+through the registre_* SQL functions (supabase/migrations)."""
+
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
-import httpx
-from postgrest.exceptions import APIError
-from supabase import Client, ClientOptions, create_client
+from supabase import Client
 
-from tasks.failures import DocumentFailed, RetryLater
-from tasks.requests import OCR_SOURCES, SOURCES, InvalidRequest, Request, check_request, text
-from tasks.settings import Environment, Settings
+from tasks.jobs import Claimable, Held, InvalidJob, Job, Retried, Stage, parse_job
+from tasks.requests import OCR_SOURCES
+from tasks.settings import Settings
 from tasks.statuses import NAMES, StatusMap, status_map
+from tasks.supabase_client import QueueError, connect, with_network_retries
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-NETWORK_RETRIES = 4
-NETWORK_BACKOFF = 0.5  # seconds, doubled per retry
-
-
-class Stage(StrEnum):
-    REGISTRE = "registre"
-    OCR = "ocr"
-
-
-class QueueError(RetryLater):
-    """A queue operation failed (Supabase down, a key refused); `reason` says why without naming
-    the operation."""
-
-    def __init__(self, message: str, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason or message
-
 
 class LeaseLost(QueueError):
     """The row is no longer held by this owner: its lease expired and it was taken back."""
-
-
-class InvalidJob(DocumentFailed):
-    """The row cannot be processed as it stands; the message says what to fix."""
-
-    permanent = True
-
-
-@dataclass(frozen=True)
-class Job:
-    """A claimed `extraction_queue` row, tagged with its environment and its lease."""
-
-    env: str
-    id: str
-    stage: Stage
-    owner: str
-    request: Request  # what the row asks for, checked
-    supabase_path: str | None
-    created_at: str
-    row: dict[str, Any] = field(repr=False, compare=False)
-
-    @property
-    def document_source(self) -> str:
-        return self.request.document_source
-
-    @property
-    def document_number(self) -> str:
-        return self.request.document_number
-
-    @property
-    def circonscription(self) -> str:
-        return self.request.circonscription
-
-    @property
-    def cadastre(self) -> str | None:
-        return self.request.cadastre
-
-    @property
-    def label(self) -> str:
-        """A short name for logs and flow-run names: env, source, number, id prefix."""
-        return f"{self.env}-{self.document_source}-{self.document_number}-{self.id[:8]}"
-
-
-class Claimable(NamedTuple):
-    """A row a claim would take now; `version` changes with every write to the row."""
-
-    env: str
-    id: str
-    source: str
-    number: str
-    version: str
-
-
-class Held(NamedTuple):
-    env: str
-    id: str
-    owner: str
-    stage: Stage
-
-
-class Retried(NamedTuple):
-    """A failed row `Queue.retry` put back (or, in a dry run, would put back)."""
-
-    env: str
-    id: str
-    source: str
-    number: str
-    stage: Stage  # the stage that failed, which the row goes back to
-    status: int  # the row's status now (in a dry run, the one it would get)
-    message: str  # the error it had
-    failed_at: str
-
-
-def parse_job(env: str, row: dict[str, Any], stage: Stage, owner: str) -> Job:
-    """Check that a claimed row can be worked on; raise InvalidJob with a person-readable reason."""
-    try:
-        request = check_request(row, SOURCES if stage is Stage.REGISTRE else OCR_SOURCES)
-    except InvalidRequest as exc:
-        raise InvalidJob(str(exc)) from None
-    supabase_path = text(row, "supabase_path")
-    if stage is Stage.OCR and not supabase_path:
-        raise InvalidJob("supabase_path is empty: the PDF was never uploaded, nothing to read")
-    return Job(
-        env=env,
-        id=str(row["id"]),
-        stage=stage,
-        owner=owner,
-        request=request,
-        supabase_path=supabase_path,
-        created_at=str(row.get("created_at")),
-        row=row,
-    )
-
-
-def connect(env: Environment, timeout_seconds: float) -> Client:
-    """A supabase-py client with explicit timeouts; one per environment and process."""
-    http = httpx.Client(
-        timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
-        http2=True,
-        follow_redirects=True,
-    )
-    options = ClientOptions(httpx_client=http, auto_refresh_token=False, persist_session=False)
-    return create_client(env.supabase_url, env.service_key.get_secret_value(), options)
-
-
-def _server_error(exc: APIError) -> bool:
-    """A gateway or server failure (502/503/504/520...), as opposed to a refused request."""
-    code = str(exc.code or "")
-    # PGRST000-003: PostgREST cannot reach PostgreSQL; 08/53/57: connection, resources, shutdown
-    return (code.isdigit() and int(code) >= 500) or code.startswith(("PGRST00", "08", "53", "57"))
-
-
-def with_network_retries(call: Callable[[], T], what: str) -> T:
-    """Run a call again when the connection drops (HTTP/2 "Server disconnected", resets, timeouts)
-    or Supabase answers with a server error; anything else becomes a QueueError.
-
-    Every queue call is safe to repeat: writes are conditional on the owner and status, and a
-    repeated claim returns the rows the owner already holds.
-    """
-    for attempt in range(NETWORK_RETRIES + 1):
-        try:
-            return call()
-        except (httpx.TransportError, APIError) as exc:
-            if isinstance(exc, APIError) and not _server_error(exc):
-                hint = f" ({exc.hint})" if exc.hint else ""
-                refused = f"Supabase refused the request: {exc.message}{hint}"
-                raise QueueError(f"{what}: {refused}", refused) from exc
-            if attempt == NETWORK_RETRIES:
-                unreachable = f"Supabase unreachable ({type(exc).__name__})"
-                raise QueueError(f"{what}: {unreachable}", unreachable) from exc
-            delay = NETWORK_BACKOFF * 2**attempt
-            # debug: the caller says the outcome (a loop would say this at every tick)
-            logger.debug("%s: %s, retrying in %.1fs", what, type(exc).__name__, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 class Queue:

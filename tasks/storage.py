@@ -11,7 +11,9 @@ from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 from supabase import Client
 
-from tasks.queue import Job, Queue, with_network_retries
+from tasks.jobs import Job
+from tasks.queue import Queue
+from tasks.supabase_client import with_network_retries
 
 # document_source -> bucket; anything else goes to `index`, as the seed system did (DOMAIN.md §1.4).
 BUCKETS = {"index": "index", "acte": "actes", "plan_cadastraux": "plans-cadastraux"}

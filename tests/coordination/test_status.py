@@ -25,10 +25,11 @@ from typer.testing import CliRunner
 from deployments.cli import app
 from deployments.status import Sources, snapshot
 from deployments.status_view import render
-from tasks import queue as queue_module
+from tasks import supabase_client
 from tasks.capacity.budget import WorkerKind, host_budget
+from tasks.jobs import Stage
 from tasks.pools import run_owner
-from tasks.queue import Queue, Stage
+from tasks.queue import Queue
 from tasks.services import capacity_manager, gemini_limiter
 from tasks.settings import get_settings
 from tasks.statuses import SEED
@@ -57,7 +58,7 @@ def no_prefect():
 @pytest.fixture
 def quick_retries(monkeypatch):
     """An unreachable Supabase is retried 4 times over 7.5 s; the test need not wait that long."""
-    monkeypatch.setattr(queue_module, "NETWORK_BACKOFF", 0.01)
+    monkeypatch.setattr(supabase_client, "NETWORK_BACKOFF", 0.01)
 
 
 def insert(project: SupabaseProject, source: str, status: int, **columns) -> str:

@@ -8,7 +8,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tasks.costs import DailyCost, ModelTokens, daily_costs, fresh_download
-from tasks.queue import Job, Queue, Stage
+from tasks.jobs import Job, Stage
+from tasks.queue import Queue
 from tasks.statuses import SEED
 from tasks.storage import Storage
 

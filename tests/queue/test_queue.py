@@ -11,8 +11,10 @@ import httpx
 import pytest
 from supabase import ClientOptions, create_client
 
-from tasks.queue import InvalidJob, LeaseLost, Queue, QueueError, Stage, parse_job
+from tasks.jobs import InvalidJob, Stage, parse_job
+from tasks.queue import LeaseLost, Queue
 from tasks.statuses import NOTAFLOW, SEED
+from tasks.supabase_client import QueueError
 
 INSERT = """
     INSERT INTO extraction_queue (document_source, document_number, circonscription_fonciere,

@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from deployments.cli import app
-from tasks.queue import InvalidJob, Queue, Stage, parse_job
+from tasks.jobs import InvalidJob, Stage, parse_job
+from tasks.queue import Queue
 from tasks.requests import ACTE_TYPES, CIRCONSCRIPTIONS
 from tasks.settings import get_settings
 from tasks.statuses import SEED

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
-from tasks.queue import Queue, QueueError, Stage
+from tasks.jobs import Stage
+from tasks.queue import Queue
 from tasks.statuses import NOTAFLOW, SEED
+from tasks.supabase_client import QueueError
 
 FAILED = """
     INSERT INTO extraction_queue (document_source, document_number, circonscription_fonciere,

@@ -15,9 +15,10 @@ from tasks.gemini.errors import (
     RateLimited,
     rejected,
 )
+from tasks.jobs import InvalidJob
 from tasks.ocr import OcrFailed
 from tasks.page_images import EmptyPdf, TooManyPages
-from tasks.queue import InvalidJob, LeaseLost, QueueError
+from tasks.queue import LeaseLost
 from tasks.ratelimit import RateLimitTimeout
 from tasks.registry.errors import (
     AccountStoreError,
@@ -27,6 +28,7 @@ from tasks.registry.errors import (
 )
 from tasks.requests import InvalidRequest
 from tasks.settings import ConfigError
+from tasks.supabase_client import QueueError
 
 
 @pytest.mark.parametrize(

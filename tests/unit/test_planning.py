@@ -6,6 +6,7 @@ import pytest
 
 from tasks.allocation import Split
 from tasks.capacity.budget import DEFAULT_COSTS, Budget
+from tasks.jobs import Claimable
 from tasks.planning import (
     NO_LIMITS,
     CapacityCheck,
@@ -20,7 +21,6 @@ from tasks.planning import (
     runs_to_create,
 )
 from tasks.pools import OCR_ACTE, OCR_INDEX, OCR_POOL, REGISTRE, REGISTRE_POOL
-from tasks.queue import Claimable
 from tasks.settings import ConfigError
 
 SEED_HOST = Budget(6.4, 12.8)  # 8 vCPU / 16 GB with 20 % kept back

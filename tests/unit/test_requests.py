@@ -5,7 +5,7 @@ import re
 import pytest
 
 from sandbox.registry.catalogue import CIRCONSCRIPTIONS as STAND_IN_CIRCONSCRIPTIONS
-from tasks.queue import InvalidJob, Stage, parse_job
+from tasks.jobs import InvalidJob, Stage, parse_job
 from tasks.registry.evidence import LABEL_MAX, _stem
 from tasks.requests import (
     CIRCONSCRIPTIONS,

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from tasks.queue import Stage, parse_job
+from tasks.jobs import Stage, parse_job
 from tasks.storage import object_name, parse_supabase_path
 
 
