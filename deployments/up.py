@@ -17,7 +17,8 @@ from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_API_PORT, temporary
 
 from deployments.deploy import PREFECT, deploy
 from deployments.processes import kill_group, process_tree, stop_signals_interrupt
-from deployments.worker import POOLS, offer_for, run_host
+from deployments.worker import POOLS, run_host
+from tasks.planning import settings_offer
 from tasks.settings import ConfigError, Settings
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def up(settings: Settings, run_dir: Path) -> None:
             "no Supabase environment is configured: set PROD_/STAGING_/DEV_SUPABASE_URL and"
             " _SERVICE_KEY (or run `bash scripts/run` without them to use the local stand-ins)"
         )
-    offer_for(settings, POOLS)  # refuse a host that cannot run before starting anything
+    settings_offer(settings, POOLS)  # refuse a host that cannot run before starting anything
     run_dir.mkdir(parents=True, exist_ok=True)
     # until the host's drain takes over, a stop signal unwinds what was started (the server)
     with process_tree(), stop_signals_interrupt(), ExitStack() as stack:

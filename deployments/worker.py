@@ -17,9 +17,9 @@ from pathlib import Path
 
 from deployments.deploy import PREFECT, ROOT
 from deployments.processes import STOP_SIGNALS, alive, kill_group, process_tree
-from tasks.capacity.budget import cost_table, settings_budget
+from tasks.capacity.budget import settings_budget
 from tasks.dispatch import ControlPlane, Ending, dispatch_until, settle_dead_run, stopping
-from tasks.planning import HostOffer, host_offer
+from tasks.planning import settings_offer
 from tasks.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL
 from tasks.queue import Queue
 from tasks.services import capacity_manager, redis_client
@@ -37,20 +37,6 @@ WORKER_ENV = {
     "PREFECT_WORKER_QUERY_SECONDS": "1",
     "PREFECT_LOGGING_EXTRA_LOGGERS": "tasks,flows",
 }
-
-
-def offer_for(settings: Settings, pools: tuple[str, ...]) -> HostOffer:
-    """What this host's workers take at most; raises InsufficientCapacity for a host that
-    cannot hold the OCR minimums."""
-    return host_offer(
-        settings_budget(settings),
-        cost_table(settings),
-        worker_count=settings.worker_count,
-        ocr_pool_size=settings.ocr_worker_pool_size,
-        min_index=settings.ocr_min_index_workers,
-        min_acte=settings.ocr_min_acte_workers,
-        pools=pools,
-    )
 
 
 def flow_run_processes(worker: subprocess.Popen[bytes]) -> dict[int, str]:
@@ -194,7 +180,7 @@ def run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None:
 
 def _run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    offer = offer_for(settings, pools)
+    offer = settings_offer(settings, pools)
     for note in offer.notes:
         logger.warning(note)
     limits = {**offer.as_runs(), CONTROL_POOL: 1}

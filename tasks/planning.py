@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tasks.allocation import Split, allocate, ocr_capacity
-from tasks.capacity.budget import Budget, Cost, WorkerKind, max_count
+from tasks.capacity.budget import Budget, Cost, WorkerKind, cost_table, max_count, settings_budget
 from tasks.jobs import Claimable
 from tasks.pools import (
     DOCUMENT_DEPLOYMENTS,
@@ -19,7 +19,7 @@ from tasks.pools import (
     REGISTRE_POOL,
     DocumentDeployment,
 )
-from tasks.settings import ConfigError
+from tasks.settings import ConfigError, Settings
 
 RUN_NAME_NUMBER_MAX = 60  # characters of the document number kept in a run's name
 RUN_NAME_SOURCE_MAX = 20  # and of its source ("plan_cadastraux" has 15)
@@ -207,6 +207,34 @@ def check_capacity(
         offer.registre if registre_here else worker_count,
         offer.ocr if ocr_here else ocr_pool_size,
         warnings,
+    )
+
+
+def _configured_counts(settings: Settings) -> dict[str, int]:
+    """The counts host_offer and check_capacity weigh against a host's budget, as configured."""
+    return {
+        "worker_count": settings.worker_count,
+        "ocr_pool_size": settings.ocr_worker_pool_size,
+        "min_index": settings.ocr_min_index_workers,
+        "min_acte": settings.ocr_min_acte_workers,
+    }
+
+
+def settings_offer(settings: Settings, pools: Iterable[str]) -> HostOffer:
+    """host_offer for a host's settings: what its workers take at most."""
+    budget, costs = settings_budget(settings), cost_table(settings)
+    return host_offer(budget, costs, **_configured_counts(settings), pools=pools)
+
+
+def settings_check(settings: Settings, pools: Iterable[str]) -> CapacityCheck:
+    """check_capacity for a host's settings, with its CAPACITY_OVERCOMMIT."""
+    budget, costs = settings_budget(settings), cost_table(settings)
+    return check_capacity(
+        budget,
+        costs,
+        **_configured_counts(settings),
+        pools=pools,
+        overcommit=settings.capacity_overcommit,
     )
 
 

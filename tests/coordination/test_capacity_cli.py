@@ -5,9 +5,10 @@ import redis
 from typer.testing import CliRunner
 
 from deployments import cli
-from deployments.capacity_cli import app
+from deployments.cli.capacity import capacity_app
 from tasks.capacity.budget import WorkerKind, host_budget
 from tasks.capacity.leases import CapacityManager
+from tasks.planning import settings_offer
 from tasks.settings import get_settings
 
 from .conftest import TEST_REDIS_URL
@@ -26,7 +27,7 @@ def _fresh_settings(monkeypatch, redis_prefix):
 
 def test_plan_prints_the_budget_the_need_and_the_largest_counts():
     result = runner.invoke(
-        app, ["plan", "--cpu", "8", "--ram", "16", "--registre", "1", "--ocr", "2"]
+        capacity_app, ["plan", "--cpu", "8", "--ram", "16", "--registre", "1", "--ocr", "2"]
     )
     assert result.exit_code == 0, result.output
     assert "6.4" in result.output and "12.8" in result.output
@@ -37,7 +38,7 @@ def test_plan_prints_the_budget_the_need_and_the_largest_counts():
 
 def test_plan_exits_1_when_the_workers_do_not_fit():
     result = runner.invoke(
-        app,
+        capacity_app,
         [
             "plan",
             "--cpu",
@@ -59,7 +60,7 @@ def test_plan_exits_1_when_the_workers_do_not_fit():
 def test_cost_overrides_come_from_the_settings(monkeypatch):
     monkeypatch.setenv("COST_REGISTRE_CPU", "1")
     result = runner.invoke(
-        app, ["plan", "--cpu", "8", "--ram", "16", "--registre", "2", "--ocr", "0"]
+        capacity_app, ["plan", "--cpu", "8", "--ram", "16", "--registre", "2", "--ocr", "0"]
     )
     assert result.exit_code == 0, result.output
     assert "31 %" in result.output  # 2 x 1 vCPU of 6.4
@@ -68,11 +69,11 @@ def test_cost_overrides_come_from_the_settings(monkeypatch):
 def test_plan_without_a_size_uses_this_machine_and_says_so(monkeypatch):
     monkeypatch.delenv("SERVER_MAX_CPU", raising=False)
     monkeypatch.setenv("SERVER_MAX_RAM", "16")
-    result = runner.invoke(app, ["plan"])
+    result = runner.invoke(capacity_app, ["plan"])
     settings = get_settings()
     assert f"host: {settings.server_max_cpu:g} vCPU (detected: " in result.output
     assert ", 16 GB (SERVER_MAX_RAM)" in result.output
-    result = runner.invoke(app, ["plan", "--cpu", "8", "--ram", "16"])
+    result = runner.invoke(capacity_app, ["plan", "--cpu", "8", "--ram", "16"])
     assert "host: 8 vCPU (--cpu), 16 GB (--ram)" in result.output
 
 
@@ -80,7 +81,7 @@ def test_status_lists_live_hosts_and_reservations(redis_prefix):
     manager = CapacityManager(redis.Redis.from_url(TEST_REDIS_URL), prefix=redis_prefix)
     manager.register_host("host-a", host_budget(8, 16, 20, 20))
     manager.reserve(WorkerKind.INDEX_OCR, worker_id="run-42", host_id="host-a")
-    result = runner.invoke(app, ["status"])
+    result = runner.invoke(capacity_app, ["status"])
     assert result.exit_code == 0, result.output
     assert "host-a" in result.output and "run-42" in result.output
     assert "index-ocr" in result.output
@@ -168,5 +169,5 @@ def test_worker_with_reduce_runs_the_reduced_counts(monkeypatch, tmp_path):
     [(settings, pools, _)] = started
     assert (settings.worker_count, settings.ocr_worker_pool_size) == (1, 2)
     # what the host then offers its Prefect workers: exactly that, with nothing left to cut
-    offer = worker.offer_for(settings, pools)
+    offer = settings_offer(settings, pools)
     assert (offer.registre, offer.ocr, offer.notes) == (1, 2, ())

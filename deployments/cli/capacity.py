@@ -1,3 +1,7 @@
+"""`registre capacity`: what a host of a given size can run, and the live reservations; and the
+start-up check of the configured counts against this host's budget, which `config check`,
+`worker` and `up` run."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -6,17 +10,25 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tasks.capacity.budget import WorkerKind, cost_table, host_budget, plan_capacity
-from tasks.settings import get_settings
+from deployments.cli.shared import console
+from tasks.capacity.budget import (
+    WorkerKind,
+    cost_table,
+    host_budget,
+    plan_capacity,
+    settings_budget,
+)
+from tasks.planning import InsufficientCapacity, amount, settings_check
+from tasks.settings import ConfigError, Settings, get_settings
 
-app = typer.Typer(help="Capacity planning and live reservations.", no_args_is_help=True)
+capacity_app = typer.Typer(help="Capacity planning and live reservations.", no_args_is_help=True)
 
 
 def _num(x: float) -> str:
     return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
-@app.command()
+@capacity_app.command()
 def plan(
     cpu: Annotated[float | None, typer.Option(help="host vCPUs [SERVER_MAX_CPU]")] = None,
     ram: Annotated[float | None, typer.Option(help="host RAM, GB [SERVER_MAX_RAM]")] = None,
@@ -44,8 +56,8 @@ def plan(
     registre_each = costs[WorkerKind.REGISTRE]
     ocr_each = (costs[WorkerKind.INDEX_OCR] + costs[WorkerKind.ACTE_OCR]) * 0.5
 
-    console = Console()
-    console.print(
+    screen = Console()  # its own, sized (COLUMNS) when the command runs
+    screen.print(
         f"host: {_num(max_cpu)} vCPU ({cpu_origin}), {_num(max_ram)} GB ({ram_origin})",
         soft_wrap=True,
     )
@@ -70,9 +82,9 @@ def plan(
     )
     table.add_row("needed", _num(result.need.cpu), _num(result.need.ram), style="bold")
     table.add_row("% of budget", f"{result.cpu_percent:.0f} %", f"{result.ram_percent:.0f} %")
-    console.print(table)
+    screen.print(table)
     verdict = "[green]fits[/green]" if result.fits else "[red]does not fit[/red]"
-    console.print(f"{registre} registre + {ocr} OCR: {verdict}")
+    screen.print(f"{registre} registre + {ocr} OCR: {verdict}")
     limits = Table(title="Largest counts that fit")
     limits.add_column("")
     limits.add_column("workers", justify="right")
@@ -80,15 +92,38 @@ def plan(
     limits.add_row(f"OCR, with {registre} registre", str(result.max_ocr))
     limits.add_row("registre alone", str(result.max_registre_alone))
     limits.add_row("OCR alone", str(result.max_ocr_alone))
-    console.print(limits)
+    screen.print(limits)
     if not result.fits:
         raise typer.Exit(1)
 
 
-@app.command()
+@capacity_app.command()
 def status() -> None:
     """Live hosts, the runs holding their capacity, and the Gemini usage of the trailing minute
     (the first sections of `registre status`)."""
     from deployments.status_view import show
 
     show(get_settings(), sections=("capacity", "gemini"))
+
+
+def capacity_checked(settings: Settings, pools: tuple[str, ...]) -> Settings:
+    """Say where this host's size comes from, then check the configured counts against its
+    budget before anything starts: refused (exit 2), or with CAPACITY_OVERCOMMIT=reduce cut with
+    a warning. The settings returned carry the counts to run."""
+    budget = settings_budget(settings)
+    console.print(
+        f"host: {settings.host_size()}; budget {amount(budget.cpu)} vCPU /"
+        f" {amount(budget.ram)} GB after the {settings.server_reserve_cpu_percent:g} % /"
+        f" {settings.server_reserve_ram_percent:g} % reserve",
+        soft_wrap=True,
+    )
+    try:
+        checked = settings_check(settings, pools)
+    except (ConfigError, InsufficientCapacity) as exc:
+        # on stderr: `scripts/run` reads stdout of `config check`
+        Console(stderr=True).print(str(exc), style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for warning in checked.warnings:
+        console.print(warning, style="yellow", markup=False, soft_wrap=True)
+    update = {"worker_count": checked.worker_count, "ocr_worker_pool_size": checked.ocr_pool_size}
+    return settings.model_copy(update=update)

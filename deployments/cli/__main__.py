@@ -1,0 +1,5 @@
+"""`python -m deployments.cli`, the same as `registre`."""
+
+from deployments.cli import app
+
+app()
