@@ -28,6 +28,9 @@ class Failure(Exception):
     # Said before the message on the row ("the PDF cannot be read: ..."); None: the message alone.
     what: ClassVar[str | None] = None
 
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)  # each class's docstring is its default message
+
 
 class RetryLater(Failure):
     """A service or a resource is missing for now; retry without spending an attempt."""

@@ -70,9 +70,6 @@ class PdfError(DocumentFailed):
     what = "the PDF cannot be read"
     permanent = True
 
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.__doc__)
-
 
 class EmptyPdf(PdfError):
     """The PDF file is empty (0 bytes): the download or the upload probably failed."""

@@ -39,7 +39,7 @@ class GeminiRetryLater(RetryLater):
     what = "Gemini unavailable"
 
     def __init__(self, message: str | None = None, retry_after_s: float = 60.0) -> None:
-        super().__init__(message or self.__doc__)
+        super().__init__(message)
         self.retry_after_s = retry_after_s
 
 
@@ -58,7 +58,7 @@ class GeminiRejected(DocumentFailed):
     permanent = True
 
     def __init__(self, message: str | None = None, status_code: int | None = None) -> None:
-        super().__init__(message or self.__doc__)
+        super().__init__(message)
         self.status_code = status_code
 
 
@@ -66,9 +66,6 @@ class BadOutput(DocumentFailed):
     """Gemini answered, but the answer cannot be used."""
 
     what = "Gemini's answer was unusable"
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.__doc__)
 
 
 class TruncatedOutput(BadOutput):
@@ -89,7 +86,7 @@ class GeminiConfigError(RetryLater):
     what = "Gemini configuration"
 
     def __init__(self, message: str | None = None, status_code: int | None = None) -> None:
-        super().__init__(message or self.__doc__)
+        super().__init__(message)
         self.status_code = status_code
 
 

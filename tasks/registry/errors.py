@@ -125,9 +125,6 @@ class NoAccountAvailable(RetryLater):
 
     what = None  # the message says it all
 
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.__doc__)
-
 
 class AccountStoreError(RetryLater):
     """The worker_accounts table could not be read or updated."""
