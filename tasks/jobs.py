@@ -21,6 +21,7 @@ class Stage(StrEnum):
 class InvalidJob(DocumentFailed):
     """The row cannot be processed as it stands; the message says what to fix."""
 
+    what = "invalid request"
     permanent = True
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from supabase import Client
 
+from tasks.failures import Fate, decide
 from tasks.jobs import Claimable, Held, InvalidJob, Job, Retried, Stage, parse_job
 from tasks.requests import OCR_SOURCES
 from tasks.settings import Settings
@@ -114,8 +115,10 @@ class Queue:
                     jobs.append(parse_job(name, row, stage, owner))
                 except InvalidJob as exc:
                     logger.warning("%s: row %s is invalid: %s", name, row["id"], exc)
-                    reason = f"invalid request: {exc}"
-                    self.fail_held(name, str(row["id"]), owner, stage, reason, permanent=True)
+                    verdict = decide(exc, attempts=0, base_s=0)  # to error, with what to fix
+                    permanent = verdict.fate is Fate.ERROR
+                    self.fail_held(name, str(row["id"]), owner, stage, verdict.message,
+                                   permanent=permanent)  # fmt: skip
         return jobs
 
     def why_not_claimable(self, env: str, job_id: str, stage: Stage) -> str:

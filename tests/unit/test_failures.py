@@ -53,7 +53,7 @@ from tasks.supabase_client import QueueError
         (GeminiRejected("400 INVALID_ARGUMENT", 400), Fate.ERROR, "Gemini refused the document"),
         (OcrFailed("no row on page 2"), Fate.ERROR, "no row on page 2"),
         (InvalidRequest("document_number is empty"), Fate.ERROR, "document_number is empty"),
-        (InvalidJob("supabase_path is empty"), Fate.ERROR, "supabase_path is empty"),
+        (InvalidJob("supabase_path is empty"), Fate.ERROR, "invalid request: supabase_path"),
         (KeyError("status_id"), Fate.RETRY, "unexpected error: KeyError: 'status_id'"),
     ],
 )
