@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import select
 import signal
 import socket
 import subprocess
@@ -228,20 +229,28 @@ def test_watch_refreshes_in_place_and_ctrl_c_exits_cleanly(redis_prefix, no_pref
         while output.count(b"Capacity (allocated") < 2 and time.monotonic() < deadline:
             output += os.read(primary, 65536)
         process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+        # keep reading while it ends: a full terminal buffer would block its last screen's write
+        ended_by = time.monotonic() + 30
+        while process.poll() is None and time.monotonic() < ended_by:
+            output += _read_some(primary)
+        assert process.wait(1) == 0
     finally:
         if process.poll() is None:
             process.kill()
-    while True:
-        try:
-            chunk = os.read(primary, 65536)
-        except OSError:  # the terminal closed with the process
-            break
-        if not chunk:
-            break
+    while chunk := _read_some(primary):
         output += chunk
     os.close(primary)
     text = output.decode(errors="replace")
     assert text.count("Capacity (allocated") >= 2, text
     assert "\x1b[1A" in text  # the cursor moved back up: refreshed in place, not appended
     assert "Traceback" not in text and "Aborted" not in text
+
+
+def _read_some(fd: int) -> bytes:
+    """What the terminal holds within 0.2 s; b"" once it is empty or closed with the process."""
+    if not select.select([fd], [], [], 0.2)[0]:
+        return b""
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # the terminal closed with the process
+        return b""

@@ -6,8 +6,7 @@ import pytest
 
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACCOUNTS
-from tasks.failures import Fate, decide
-from tasks.registry import RegistryError
+from tasks.failures import Failure, Fate, decide
 from tasks.registry.errors import (
     DocumentNotFound,
     DownloadStalled,
@@ -22,8 +21,8 @@ from .test_download import acte, fetch, index, plan
 pytestmark = pytest.mark.slow
 
 
-def failure(harness, run, job) -> RegistryError:
-    with pytest.raises(RegistryError) as caught:
+def failure(harness, run, job) -> Failure:
+    with pytest.raises(Failure) as caught:
         run(lambda host: fetch(harness, host, job))
     return caught.value
 
