@@ -32,7 +32,7 @@ from tasks.jobs import Stage
 from tasks.pools import run_owner
 from tasks.queue import Queue
 from tasks.services import capacity_manager, gemini_limiter
-from tasks.settings import get_settings
+from tasks.settings import Settings, get_settings
 from tasks.statuses import SEED
 from tests.conftest import SupabaseProject
 
@@ -216,12 +216,16 @@ def test_the_command_prints_json_and_refuses_json_with_watch(
 
 def test_watch_refreshes_in_place_and_ctrl_c_exits_cleanly(redis_prefix, no_prefect):
     """In a terminal: at least two screens, then SIGINT ends it with status 0, no traceback."""
-    env = {**os.environ, "REDIS_URL": TEST_REDIS_URL, "REDIS_KEY_PREFIX": redis_prefix,
-           "PREFECT_API_URL": no_prefect, "COLUMNS": "120"}  # fmt: skip
+    # the environment of a fresh terminal: none of the settings earlier tests may have left
+    configured = {name.upper() for name in Settings.model_fields} | {"REGISTRE_HOST_ID"}
+    env = {name: value for name, value in os.environ.items() if name.upper() not in configured}
+    env |= {"REDIS_URL": TEST_REDIS_URL, "REDIS_KEY_PREFIX": redis_prefix,
+            "PREFECT_API_URL": no_prefect, "COLUMNS": "120", "PYTHONFAULTHANDLER": "1"}  # fmt: skip
     primary, secondary = pty.openpty()
     registre = str(Path(sys.executable).with_name("registre"))
     process = subprocess.Popen([registre, "status", "--watch", "--interval", "1"], env=env,
-                               stdin=secondary, stdout=secondary, stderr=secondary)  # fmt: skip
+                               stdin=secondary, stdout=secondary, stderr=secondary,
+                               preexec_fn=_terminal_signals)  # fmt: skip
     os.close(secondary)
     output = b""
     deadline = time.monotonic() + 120
@@ -233,7 +237,11 @@ def test_watch_refreshes_in_place_and_ctrl_c_exits_cleanly(redis_prefix, no_pref
         ended_by = time.monotonic() + 30
         while process.poll() is None and time.monotonic() < ended_by:
             output += _read_some(primary)
-        assert process.wait(1) == 0
+        if process.poll() is None:  # say where it is stuck: faulthandler dumps every thread
+            process.send_signal(signal.SIGABRT)
+            time.sleep(1)
+            output += _read_some(primary)
+        assert process.wait(5) == 0, output.decode(errors="replace")[-6000:]
     finally:
         if process.poll() is None:
             process.kill()
@@ -254,3 +262,9 @@ def _read_some(fd: int) -> bytes:
         return os.read(fd, 65536)
     except OSError:  # the terminal closed with the process
         return b""
+
+
+def _terminal_signals() -> None:
+    """In the child: Ctrl-C as a terminal gives it, whatever the test process did with it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
