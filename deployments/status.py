@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -58,12 +58,13 @@ class Sources:
     prefect_api: str
     prefect: SyncPrefectClient
     held_expected_s: float = HELD_EXPECTED_S
+    days: int = 1  # the queue section counts the rows finished in the last `days` UTC days
     down_envs: dict[str, str] = field(default_factory=dict)  # this refresh's unreachable ones
 
     @classmethod
     @contextmanager
     def open(
-        cls, settings: Settings, held_expected_s: float = HELD_EXPECTED_S
+        cls, settings: Settings, held_expected_s: float = HELD_EXPECTED_S, days: int = 1
     ) -> Iterator[Sources]:
         quick = settings.model_copy(update={"supabase_timeout_seconds": TIMEOUT_S})
         api = PREFECT_API_URL.value() or LOCAL_PREFECT_API  # never an ephemeral server
@@ -75,7 +76,8 @@ class Sources:
             with temporary_settings(updates={PREFECT_API_URL: api}):
                 prefect = get_client(sync_client=True, httpx_settings={"timeout": TIMEOUT_S})
             stack.enter_context(prefect)
-            yield cls(quick, client, Queue(quick).clients, _shown(api), prefect, held_expected_s)
+            clients = Queue(quick).clients
+            yield cls(quick, client, clients, _shown(api), prefect, held_expected_s, days)
 
     def queue(self, env: str) -> Queue:
         return Queue(self.settings, clients={env: self.supabase[env]})
@@ -212,19 +214,34 @@ def limits(src: Sources) -> Data:
     return found
 
 
+def finished_since(days: int, now: datetime | None = None) -> datetime:
+    """The start of the last `days` UTC days, today included (1: since midnight UTC)."""
+    today = (now or datetime.now(UTC)).date()
+    return datetime.combine(today - timedelta(days=days - 1), time.min, UTC)
+
+
 def queue(src: Sources) -> Data:
-    """Rows per status (by name, as `registre queue counts` says it) and source, per environment."""
+    """Per environment: the live rows per status (by name, as `registre queue counts` says it)
+    and source, the rows that finished (done, error) in the last `src.days` UTC days, and the
+    table's size for all time as PostgreSQL estimates it. Every read is bounded: the live rows
+    and the period's, through their indexes, never the table's whole history."""
     statuses = status_map(src.settings.status_mapping)
+    since = finished_since(src.days)
 
-    def read(q: Queue, env: str) -> list[Data]:
-        counts = q.counts().get(env, {})
-        return [
+    def read(q: Queue, env: str) -> Data:
+        live = q.counts().get(env, {})
+        finished = q.finished_counts(since).get(env, {})
+        estimate = q.estimated_rows().get(env)
+        rows = [
             {"status_id": status, "status": f"{status_label(statuses, status)} ({status})",
-             "source": source, "rows": rows}
-            for (status, source), rows in sorted(counts.items(), key=lambda kv: str(kv[0]))
+             "source": source, "rows": count, "finished": done}
+            for done, counts in ((False, live), (True, finished))
+            for (status, source), count in sorted(counts.items(), key=lambda kv: str(kv[0]))
         ]  # fmt: skip
+        return {"rows": rows, "estimated_total_rows": estimate}
 
-    return _per_env(src, read)
+    return {"finished_since": since.isoformat(), "days": src.days,
+            "environments": _per_env(src, read)}  # fmt: skip
 
 
 def held(src: Sources) -> Data:

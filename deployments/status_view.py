@@ -115,22 +115,38 @@ def _per_env(
     return Group(shown, *notes)
 
 
+def _period(data: Data) -> str:
+    days = data["days"]
+    return "today (UTC)" if days == 1 else f"last {days} days (UTC, today included)"
+
+
 def queue(data: Data) -> RenderableType:
+    envs = data["environments"]
     sources = list(SOURCES)
-    for env_data in data.values():
-        if isinstance(env_data, list):
-            sources += [r["source"] for r in env_data if r["source"] not in sources]
+    for env_data in envs.values():
+        if "rows" in env_data:
+            sources += [r["source"] for r in env_data["rows"] if r["source"] not in sources]
+    period = _period(data)
 
-    def rows(counts: list[Data]) -> list[list[str]]:
+    def rows(found: Data) -> list[list[str]]:
         by_status: dict[str, dict[str, int]] = {}
-        for c in counts:
-            by_status.setdefault(c["status"], {})[c["source"]] = c["rows"]
-        return [
-            [status, *(str(per.get(s, "")) for s in sources), str(sum(per.values()))]
+        for c in found["rows"]:
+            label = f"{c['status']}, {period}" if c["finished"] else c["status"]
+            by_status.setdefault(label, {})[c["source"]] = c["rows"]
+        table = [
+            [status, *(f"{per[s]:,}" if s in per else "" for s in sources),
+             f"{sum(per.values()):,}"]
             for status, per in by_status.items()
-        ]
+        ]  # fmt: skip
+        estimate = found["estimated_total_rows"]
+        every = "all rows, every status, all time"
+        said = (
+            f"≈ {estimate:,} (estimate)" if estimate is not None else "no estimate yet (no ANALYZE)"
+        )
+        return [*table, [f"{every}: {said}", *([""] * len(sources)), ""]]
 
-    return _per_env(data, "Queue", ["status", *(s or "(none)" for s in sources), "total"], rows)
+    title = f"Queue (live rows; done and error {period})"
+    return _per_env(envs, title, ["status", *(s or "(none)" for s in sources), "total"], rows)
 
 
 def _document(row: Data) -> str:
@@ -222,6 +238,7 @@ def show(
     watch: bool = False,
     interval_s: float = 5,
     held_expected_s: float = HELD_EXPECTED_S,
+    days: int = 1,
     sections: Iterable[str] = SECTIONS,
     console: Console | None = None,
 ) -> None:
@@ -231,7 +248,7 @@ def show(
     sections = tuple(sections)  # read at every refresh
     # A source that is down is said once on the screen; the queue's own retry warnings and
     # "its rows wait" errors, meant for the workers' logs, would scroll it away.
-    with _silenced("tasks.queue"), Sources.open(settings, held_expected_s) as src:
+    with _silenced("tasks.queue"), Sources.open(settings, held_expected_s, days) as src:
         if as_json:
             document = json.dumps(snapshot(src, sections), indent=2, ensure_ascii=False)
             sys.stdout.write(document + "\n")

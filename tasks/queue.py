@@ -323,7 +323,7 @@ class Queue:
         from_status, _, _ = self._statuses_for(stage)
         params = {"p_from_status": from_status, "p_sources": list(sources) if sources else None,
                   "p_limit": limit}  # fmt: skip
-        rows = self._across(lambda env: self._rpc(env, "registre_claimable_v1", params))
+        rows = self._across(lambda env: self._rpc(env, "registre_claimable_v2", params))
         found = [
             Claimable(
                 env,
@@ -339,7 +339,7 @@ class Queue:
 
     def held(self) -> list[Held]:
         """Every row held under a lease, in every environment."""
-        rows = self._across(lambda env: self._rpc(env, "registre_held_v1", {}))
+        rows = self._across(lambda env: self._rpc(env, "registre_held_v2", {}))
         return [
             Held(env, str(r["id"]), r["lease_owner"], Stage(r["lease_stage"]))
             for env, env_rows in rows.items()
@@ -357,21 +357,37 @@ class Queue:
             "p_ready_for_ocr": s.ready_for_ocr,
             "p_error_status": s.error,
         }
-        recovered = self._across(lambda env: self._rpc(env, "registre_recover_expired_v1", params))
+        recovered = self._across(lambda env: self._rpc(env, "registre_recover_expired_v2", params))
         for env, rows in recovered.items():
             for row in rows:
                 logger.warning("%s: row %s taken back after its lease expired", env, row["id"])
         return recovered
 
     def counts(self, claimable: bool = False) -> dict[str, dict[tuple[int, str | None], int]]:
-        """Rows per (status_id, document_source) in every environment; with `claimable`, only
-        the rows a claim would take now (not held back by a retry delay)."""
+        """Live rows (not done, not in error) per (status_id, document_source) in every
+        environment; with `claimable`, only the rows a claim would take now (not held back by a
+        retry delay). Reads the live rows only, whatever the table's history."""
         params = {"p_claimable": claimable}
-        rows = self._across(lambda env: self._rpc(env, "registre_queue_counts_v1", params))
+        return self._counts("registre_queue_counts_v2", params)
+
+    def finished_counts(self, since: datetime) -> dict[str, dict[tuple[int, str | None], int]]:
+        """Finished rows (done or error) per (status_id, document_source) in every environment,
+        of those that finished at or after `since`."""
+        return self._counts("registre_finished_counts_v1", {"p_since": since.isoformat()})
+
+    def _counts(
+        self, function: str, params: dict[str, Any]
+    ) -> dict[str, dict[tuple[int, str | None], int]]:
+        rows = self._across(lambda env: self._rpc(env, function, params))
         return {
             env: {(r["status_id"], r["document_source"]): r["jobs"] for r in env_rows}
             for env, env_rows in rows.items()
         }
+
+    def estimated_rows(self) -> dict[str, int | None]:
+        """How many rows extraction_queue holds in every environment, as PostgreSQL's statistics
+        last estimated it (None before its first ANALYZE): instant, and approximate."""
+        return self._across(lambda env: self._rpc(env, "registre_queue_estimate_v1", {}))
 
     def check_status_names(self) -> None:
         """Refuse to start when `extraction_status` contradicts the configured mapping: finished

@@ -116,14 +116,18 @@ def status_command(
     held_minutes: Annotated[
         float, typer.Option(min=0, help="show rows held longer than this")
     ] = 15,
+    days: Annotated[
+        int, typer.Option(min=1, help="count the rows finished in the last N UTC days (1: today)")
+    ] = 1,
 ) -> None:
-    """The operator's screen: capacity per host, Gemini usage, limits, the queue by status,
-    documents held too long with their runs, the last errors. A source that is down is named
-    on its section; the rest still shows."""
+    """The operator's screen: capacity per host, Gemini usage, limits, the queue by status (the
+    live rows, and those finished today or in the last --days), documents held too long with
+    their runs, the last errors. A source that is down is named on its section; the rest still
+    shows."""
     from deployments.status_view import show
 
     if as_json and watch:
         console.print("[red]--json prints one document: use it without --watch[/red]")
         raise typer.Exit(2)
     show(settings_or_exit(), as_json=as_json, watch=watch, interval_s=interval,
-         held_expected_s=held_minutes * 60)  # fmt: skip
+         held_expected_s=held_minutes * 60, days=days)  # fmt: skip

@@ -32,14 +32,25 @@ commands = typer.Typer()  # added to the root without a name: `registre retry`
 
 
 @queue_app.command("counts")
-def queue_counts() -> None:
-    """Rows per status and document source in every environment."""
+def queue_counts(
+    days: Annotated[
+        int, typer.Option(min=1, help="count the rows finished in the last N UTC days (1: today)")
+    ] = 1,
+) -> None:
+    """Live rows per status and document source in every environment, and the rows finished
+    (done, error) today or in the last --days."""
+    from deployments.status import finished_since
+
     queue = queue_or_exit()
+    since = finished_since(days)
     table = Table("environment", "status", "source", "rows")
+    finished = queue.finished_counts(since)
     for env, counts in queue.counts().items():
-        for (status, source), rows in sorted(counts.items(), key=lambda kv: str(kv[0])):
-            label = f"{status_label(queue.statuses, status)} ({status})"
-            table.add_row(env, label, escape(source or "-"), str(rows))
+        for done, found in ((False, counts), (True, finished.get(env, {}))):
+            for (status, source), rows in sorted(found.items(), key=lambda kv: str(kv[0])):
+                label = f"{status_label(queue.statuses, status)} ({status})"
+                label += f", since {since:%Y-%m-%d} UTC" if done else ""
+                table.add_row(env, label, escape(source or "-"), str(rows))
     console.print(table)
     for env, why in queue.unavailable.items():
         console.print(f"[red]{env}: not counted: {why}[/red]")

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from deployments.cli import app
-from deployments.status import Sources, snapshot
+from deployments.status import Data, Sources, snapshot
 from deployments.status_view import render
 from tasks import supabase_client
 from tasks.capacity.budget import WorkerKind, host_budget
@@ -136,12 +136,17 @@ def test_status_tells_each_sections_truth_and_names_what_is_down(system, no_pref
     assert found["limits"]["allocation"] == {"indexWorkers": 1, "acteWorkers": 2,
                                              "totalWorkers": 3}  # fmt: skip
 
-    prod = {(c["status"], c["source"]): c["rows"] for c in found["queue"]["prod"]}
-    assert prod == {("waiting (1)", "index"): 2,
-                    ("downloading or OCR in progress (2)", "index"): 2,
-                    ("ready for OCR (3)", "acte"): 1, ("done (4)", "acte"): 1,
-                    ("error (5)", "index"): 1, ("error (5)", "acte"): 1}  # fmt: skip
-    down = found["queue"]["staging"]["down"]
+    queue = found["queue"]
+    midnight = f"{datetime.now(UTC):%Y-%m-%d}T00:00:00+00:00"
+    assert (queue["days"], queue["finished_since"]) == (1, midnight)
+    prod = {(c["status"], c["source"], c["finished"]): c["rows"]
+            for c in queue["environments"]["prod"]["rows"]}  # fmt: skip
+    # the errors of January are not today's: a finished row counts in its period only
+    assert prod == {("waiting (1)", "index", False): 2,
+                    ("downloading or OCR in progress (2)", "index", False): 2,
+                    ("ready for OCR (3)", "acte", False): 1,
+                    ("done (4)", "acte", True): 1}  # fmt: skip
+    down = queue["environments"]["staging"]["down"]
     assert "Supabase unreachable" in down and "STAGING_SUPABASE_URL" in down
 
     [held] = found["held"]["environments"]["prod"]
@@ -166,7 +171,7 @@ def test_status_tells_each_sections_truth_and_names_what_is_down(system, no_pref
     console.print(render(found))
     screen = console.export_text()
     for words in ("waiting (1)", "downloading or OCR in progress (2)", "ready for OCR (3)",
-                  "error (5)", OWNER, "host-a",
+                  "done (4), today (UTC)", OWNER, "host-a",
                   "3 / 6.4", "PAUSED", "Lot inexistant", "STAGING_SUPABASE_URL", "$1.75",
                   "gemini-2.5-flash 1,200 in / 300 out"):  # fmt: skip
         assert words in screen, words
@@ -184,10 +189,45 @@ def test_redis_down_is_said_on_its_sections_and_the_queue_still_shows(
         found = snapshot(src)
     for section in (found["capacity"], found["gemini"], found["limits"]["allocation"]):
         assert "Redis unreachable" in section["down"] and "REDIS_URL" in section["down"]
-    assert found["queue"]["prod"] == [
-        {"status_id": 1, "status": "waiting (1)", "source": "index", "rows": 1}
+    assert found["queue"]["environments"]["prod"]["rows"] == [
+        {"status_id": 1, "status": "waiting (1)", "source": "index", "rows": 1, "finished": False}
     ]
     assert "not-shown" not in json.dumps(found)
+
+
+def test_status_counts_the_rows_finished_in_its_period_and_estimates_all_time(
+    supabase_projects, make_settings, redis_prefix
+):
+    prod = supabase_projects["prod"]
+    settings = make_settings({"prod": prod}, redis_url=TEST_REDIS_URL,
+                             redis_key_prefix=redis_prefix)  # fmt: skip
+    insert(prod, "index", SEED.waiting, updated_at=datetime(2020, 1, 1, tzinfo=UTC))
+    insert(prod, "index", SEED.done)  # today
+    insert(prod, "index", SEED.error, updated_at=datetime.now(UTC) - timedelta(days=10))
+    insert(prod, "acte", SEED.done, acte_type="Acte", updated_at=datetime(2020, 1, 1, tzinfo=UTC))
+    prod.sql("ANALYZE extraction_queue")  # what autovacuum does: the estimate comes from it
+
+    def finished(days: int) -> tuple[Data, dict[tuple[str, str], int]]:
+        with Sources.open(settings, days=days) as src:
+            found = snapshot(src, ["queue"])["queue"]
+        rows = found["environments"]["prod"]["rows"]
+        return found, {(r["status"], r["source"]): r["rows"] for r in rows if r["finished"]}
+
+    today, counts = finished(1)
+    assert counts == {("done (4)", "index"): 1}
+    assert today["environments"]["prod"]["estimated_total_rows"] == 4
+    waiting = [r for r in today["environments"]["prod"]["rows"] if not r["finished"]]
+    assert [(r["status"], r["rows"]) for r in waiting] == [("waiting (1)", 1)]  # live: any age
+    eleven, counts = finished(11)
+    assert counts == {("done (4)", "index"): 1, ("error (5)", "index"): 1}
+    assert eleven["finished_since"].startswith(f"{datetime.now(UTC) - timedelta(days=10):%Y-%m-%d}")
+
+    console = Console(record=True, width=200)
+    console.print(render({"generated_at": "now", "queue": eleven}))
+    screen = console.export_text()
+    assert "done and error last 11 days" in screen
+    assert "error (5), last 11 days (UTC, today included)" in screen
+    assert "all time: ≈ 4 (estimate)" in screen
 
 
 def test_the_command_prints_json_and_refuses_json_with_watch(
@@ -207,8 +247,14 @@ def test_the_command_prints_json_and_refuses_json_with_watch(
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
-    assert found["queue"]["prod"] == [
-        {"status_id": 4, "status": "done (4)", "source": "plan_cadastraux", "rows": 1}
+    assert found["queue"]["environments"]["prod"]["rows"] == [
+        {
+            "status_id": 4,
+            "status": "done (4)",
+            "source": "plan_cadastraux",
+            "rows": 1,
+            "finished": True,
+        }
     ]
     assert found["capacity"]["hosts"] == [] and found["gemini"]["requests"] == 0
     assert refused.exit_code == 2 and "without --watch" in refused.output

@@ -220,7 +220,7 @@ def test_a_dispatch_against_an_unreachable_supabase_says_it_once_and_when_it_is_
         loop.start()
         try:
             deadline = time.monotonic() + 120
-            while sum("registre_queue_counts_v1" in r.getMessage() for r in caplog.records) < 12:
+            while sum("registre_queue_counts_v2" in r.getMessage() for r in caplog.records) < 12:
                 assert time.monotonic() < deadline  # three ticks, each retried four times
                 time.sleep(0.2)
             down = [r for r in caplog.records if r.levelno >= logging.WARNING]

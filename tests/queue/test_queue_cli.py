@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -116,14 +117,23 @@ def test_queue_counts_shows_status_names(cli_envs, monkeypatch):
 
     assert result.exit_code == 0, result.output
     lines = [" ".join(line.replace("│", " ").split()) for line in result.output.splitlines()]
+    today = f"{datetime.now(UTC):%Y-%m-%d}"
     assert "prod waiting (1) index 2" in lines
     assert "prod ready for OCR (3) index 1" in lines
-    assert "prod error (5) index 1" in lines
+    assert f"prod error (5), since {today} UTC index 1" in lines  # finished today
 
     monkeypatch.setenv("STATUS_MAPPING", "notaflow")  # 5 is "done" there
     get_settings.cache_clear()
     result = registre("queue", "counts")
-    assert "prod done (5) index 1" in " ".join(result.output.replace("│", " ").split())
+    assert f"prod done (5), since {today} UTC index 1" in " ".join(
+        result.output.replace("│", " ").split()
+    )
+
+    prod.sql("UPDATE extraction_queue SET updated_at = now() - interval '3 days'")
+    result = registre("queue", "counts")  # finished rows of today only: none
+    assert "done (5)" not in result.output and "waiting (1)" in result.output
+    result = registre("queue", "counts", "--days", "4")
+    assert "done (5)" in result.output
 
 
 def failed(project: Any, number: str, *, ocr: bool = False) -> str:
