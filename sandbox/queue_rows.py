@@ -10,7 +10,8 @@ import psycopg
 SOURCES = "(ARRAY['index', 'acte', 'plan_cadastraux'])[1 + g %% 3]"
 
 # One in ten finished rows is in error (5), the rest done (4). Ages spread over a year; one row in
-# 200 is from today (since UTC midnight), whenever the benchmark runs.
+# 200 is from today (since UTC midnight), whenever the benchmark runs. Inserted oldest first, so
+# that the heap is in time order, as a table that grew over the year is.
 FINISHED = f"""
 INSERT INTO extraction_queue (
     document_source, document_number, cadastre, circonscription_fonciere, acte_type, status_id,
@@ -31,7 +32,8 @@ SELECT {SOURCES}, g::text, 'Cadastre du Québec', 'Montréal',
        jsonb_build_object('gemini-2.5-flash', jsonb_build_object(
            'input_tokens', 4000 + g %% 997, 'output_tokens', 900, 'cost_usd', 0.0035)),
        0.0035, t.at + interval '8 minutes'
-  FROM generate_series(1, %(rows)s) g,
+  FROM (SELECT g FROM generate_series(1, %(rows)s) g  -- oldest first, as a real table grows
+         ORDER BY g %% 200 = 0, g DESC) s,
        LATERAL (SELECT CASE
            WHEN g %% 200 = 0 THEN date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
                 + (now() - (date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'))
