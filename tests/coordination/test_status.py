@@ -242,6 +242,7 @@ def test_the_command_prints_json_and_refuses_json_with_watch(
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(app, ["status", "--json"])
+        week = CliRunner().invoke(app, ["status", "--json", "--days", "7"])
         refused = CliRunner().invoke(app, ["status", "--json", "--watch"])
     finally:
         get_settings.cache_clear()
@@ -256,6 +257,7 @@ def test_the_command_prints_json_and_refuses_json_with_watch(
             "finished": True,
         }
     ]
+    assert (found["queue"]["days"], json.loads(week.stdout)["queue"]["days"]) == (1, 7)
     assert found["capacity"]["hosts"] == [] and found["gemini"]["requests"] == 0
     assert refused.exit_code == 2 and "without --watch" in refused.output
 
