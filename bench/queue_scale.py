@@ -227,6 +227,12 @@ def main() -> None:
     args = parser.parse_args()
     failed = False
     with ExitStack() as stack:
+        # first, while the machine is quiet: a Prefect server of its own for `registre status`
+        # (no pools deployed: its limits section says so at once)
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        os.environ["PREFECT_HOME"] = str(tmp / "prefect")
+        api = stack.enter_context(prefect_server(tmp, port=free_port()))
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
         dbs = []
         for rows in (BASELINE_ROWS, args.rows):
             db = Database(rows, args.backlog)
@@ -257,11 +263,6 @@ def main() -> None:
             print(f"{call.name:<42} {'yes' if call.per_pass else '':>4} {at_small:>10.2f}"
                   f" {at_big:>10.2f} {ratio:>7.2f}  {verdict}")  # fmt: skip
 
-        # a Prefect server of its own (no pools deployed: the limits section says so at once)
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        os.environ["PREFECT_HOME"] = str(tmp / "prefect")
-        api = stack.enter_context(prefect_server(tmp, port=free_port()))
-        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
         found = {}
         for db in dbs:
             with status_settings(db, tmp / str(db.rows)) as settings:
