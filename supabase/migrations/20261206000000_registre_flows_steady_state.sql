@@ -14,8 +14,9 @@
 --
 -- On a large live table, build the indexes without locking writes first, by hand, outside any
 -- transaction (CREATE INDEX CONCURRENTLY cannot run in one, and `supabase db push` runs each
--- migration file in a transaction; `registre db migrate` sends each file as one multi-statement
--- query, which PostgreSQL also runs as one transaction). In psql, one statement at a time:
+-- migration file in a transaction, supabase/cli#2898; `registre db migrate` sends each file as
+-- one multi-statement query, which PostgreSQL also runs as one transaction). In psql, one
+-- statement at a time:
 --
 --   CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_extraction_queue_live
 --       ON extraction_queue (status_id, created_at, id) INCLUDE (document_source, retry_after)
