@@ -152,7 +152,7 @@ def test_a_retired_worker_hands_over_its_runs_and_the_two_stay_within_the_limit(
     pool, deployment_id = bare_pool
     log = tmp_path / "worker.log"
     with get_client(sync_client=True) as client:
-        ids = [client.create_flow_run_from_deployment(deployment_id, parameters={"seconds": 8}).id
+        ids = [client.create_flow_run_from_deployment(deployment_id, parameters={"seconds": 45}).id
                for _ in range(6)]  # fmt: skip
 
         def states() -> list[StateType]:
@@ -168,6 +168,9 @@ def test_a_retired_worker_hands_over_its_runs_and_the_two_stay_within_the_limit(
             assert len(children) == 2
             inherit = [arg for pid in children for arg in ("--inherit", pid)]
             new = start_worker(pool, log, *inherit)
+            wait(lambda: log.read_text().count("started!") == 2, 60, "the new worker to start")
+            time.sleep(3)  # a few polls
+            assert states().count(StateType.RUNNING) == 2  # the old worker's, still running
             wait(lambda: set(states()) == {StateType.COMPLETED}, 300, "every run completed")
             assert old.wait(30) == 0  # it waited for its two runs, then exited
             assert len(states()) == 6
