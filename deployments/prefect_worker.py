@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,8 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--retired-file", type=Path, required=True)
     parser.add_argument("--inherit", type=int, action="append", default=[])
-    anyio.run(serve, parser.parse_args())
+    with suppress(KeyboardInterrupt):  # SIGINT or SIGTERM: Prefect's handler has said so
+        anyio.run(serve, parser.parse_args())
 
 
 if __name__ == "__main__":
