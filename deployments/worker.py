@@ -155,8 +155,11 @@ class Host:
         flag.unlink(missing_ok=True)
         self.watch()
         self.retiring.append(old)
-        inherit = [pid for pid, of in self.pool_of.items() if of == pool]
-        self.start_worker(pool, limit, inherit)
+        self.start_worker(pool, limit, self.runs_of(pool))
+
+    def runs_of(self, pool: str) -> list[int]:
+        """The pool's runs still in progress on this host, whichever worker started them."""
+        return [pid for pid, of in self.pool_of.items() if of == pool]
 
     def reap(self) -> None:
         """Forget the retired workers that finished their runs and exited."""
@@ -301,7 +304,7 @@ def _run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None
                         pool,
                         worker.returncode,
                     )
-                    host.start_worker(pool, limits[pool])
+                    host.start_worker(pool, limits[pool], host.runs_of(pool))
         logger.info("host %s stopping: no new runs", host.host_id)
         runs.update(dict.fromkeys(runs, 0))  # the next heartbeat offers nothing
         if dispatcher is not None:
