@@ -1,7 +1,8 @@
 """`registre worker`: one host. Registers its budget and what it can run (heartbeat), starts a
-Prefect process worker per pool with `--limit` from that, dispatches documents (one host at a
-time), and on SIGTERM or Ctrl-C stops taking runs, lets the runs in progress finish, settles
-whatever it had to stop, and unregisters."""
+Prefect process worker per pool with `--limit` from that, replaces a worker before it grows far
+(deployments/recycle.py), dispatches documents (one host at a time), and on SIGTERM or Ctrl-C
+stops taking runs, lets the runs in progress finish, settles whatever it had to stop, and
+unregisters."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from deployments.deploy import PREFECT, ROOT
 from deployments.processes import STOP_SIGNALS, alive, kill_group, process_tree
+from deployments.recycle import RecyclePolicy, rss_mb
 from tasks.capacity.budget import settings_budget
 from tasks.dispatch import ControlPlane, Ending, dispatch_until, settle_dead_run, stopping
 from tasks.planning import settings_offer
@@ -30,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 POOLS = (REGISTRE_POOL, OCR_POOL, CONTROL_POOL)
 KILL_AFTER_S = 15  # after SIGTERM, a run's process has this long to report its crash itself
+RETIRE_TIMEOUT_S = 60  # a retired worker hands over the runs it was submitting within this
 # Prefect settings for the workers this command starts: poll every second (the default 10 s is
 # most of a run's start delay) and ship our modules' log lines (limiter waits, 429 pauses) to
 # the runs' logs in the UI.
@@ -60,53 +64,117 @@ def flow_run_id(pid: int) -> str:
     return ""
 
 
+def process_pools(pools: tuple[str, ...]) -> set[str]:
+    """The pools of type `process`: their workers are ours (deployments/prefect_worker.py)."""
+    from prefect import get_client
+
+    found = set()
+    with get_client(sync_client=True) as client:
+        for pool in pools:
+            try:
+                if client.read_work_pool(pool).type == "process":
+                    found.add(pool)
+            except Exception as exc:  # not deployed yet: Prefect's worker creates it
+                logger.warning("pool %s: %s; its worker will not be recycled", pool, exc)
+    return found
+
+
 class Host:
     def __init__(self, settings: Settings, run_dir: Path) -> None:
         self.settings = settings
         self.run_dir = run_dir
         self.host_id = settings.host_id()
-        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}  # the one polling, per pool
+        self.retiring: list[subprocess.Popen[bytes]] = []  # replaced, finishing their runs
+        self.recyclable: set[str] = set()  # pools whose worker is ours (process pools)
         self.runs: dict[int, str] = {}  # flow-run processes seen, pid -> flow-run id
+        self.pool_of: dict[int, str] = {}  # flow-run process -> its pool
+        self.started: dict[str, int] = {}  # runs the polling worker of a pool has started
         self.stopping = threading.Event()
         self.hurry = threading.Event()  # a second Ctrl-C: stop the runs now
 
-    def start_worker(self, pool: str, limit: int) -> None:
+    def retired_file(self, pool: str) -> Path:
+        return self.run_dir / f"worker-{self.host_id}-{pool}.retired"
+
+    def start_worker(self, pool: str, limit: int, inherit: list[int] | None = None) -> None:
         log = (self.run_dir / f"worker-{self.host_id}-{pool}.log").open("ab")
-        command = [
-            PREFECT,
-            "worker",
-            "start",
-            "--pool",
-            pool,
-            "--limit",
-            str(limit),
-            "--name",
-            f"{self.host_id}-{pool}",
-        ]
+        name = ["--pool", pool, "--limit", str(limit), "--name", f"{self.host_id}-{pool}"]
+        if pool in self.recyclable:
+            command = [sys.executable, "-m", "deployments.prefect_worker", *name]
+            command += ["--retired-file", str(self.retired_file(pool))]
+            command += [arg for pid in inherit or [] for arg in ("--inherit", str(pid))]
+        else:  # a Docker pool: Prefect's own worker, never recycled
+            command = [PREFECT, "worker", "start", *name]
         env = {**os.environ, **WORKER_ENV, "REGISTRE_HOST_ID": self.host_id}
         # its own session: a Ctrl-C in the terminal reaches this process only, which drains
         self.workers[pool] = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
+        self.started[pool] = 0
 
     def watch(self) -> None:
         """Note the runs the workers started, forget those that ended (a worker gone, its runs
         can still be followed by pid)."""
-        for worker in self.workers.values():
+        polling = {worker.pid: pool for pool, worker in self.workers.items()}
+        for worker in [*self.workers.values(), *self.retiring]:
             for pid, run_id in flow_run_processes(worker).items():
+                if pid not in self.runs and worker.pid in polling:
+                    self.started[polling[worker.pid]] += 1
+                    self.pool_of[pid] = polling[worker.pid]
                 self.runs[pid] = run_id or self.runs.get(pid, "")
         self.runs = {
             pid: run_id or flow_run_id(pid) for pid, run_id in self.runs.items() if alive(pid)
         }
+        self.pool_of = {pid: pool for pid, pool in self.pool_of.items() if pid in self.runs}
+
+    def recycle(self, pool: str, limit: int, policy: RecyclePolicy) -> None:
+        """Replace the pool's worker when it is due: the old one polls no more and hands over
+        the runs it was submitting; the new one counts them against its limit until they end,
+        while the old one waits for them and exits."""
+        old = self.workers[pool]
+        if pool not in self.recyclable or old.poll() is not None:
+            return
+        reason = policy.reason(self.started[pool], rss_mb(old.pid))
+        if reason is None:
+            return
+        logger.info("pool %s: replacing its Prefect worker (pid %d): %s", pool, old.pid, reason)
+        flag = self.retired_file(pool)
+        flag.unlink(missing_ok=True)
+        os.kill(old.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + RETIRE_TIMEOUT_S
+        while not flag.exists() and old.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not flag.exists():
+            logger.warning(
+                "pool %s: the old worker did not confirm its hand-over (%s); its runs in"
+                " progress are counted as they are now",
+                pool,
+                "exited" if old.poll() is not None else f"{RETIRE_TIMEOUT_S} s",
+            )
+        flag.unlink(missing_ok=True)
+        self.watch()
+        self.retiring.append(old)
+        self.start_worker(pool, limit, self.runs_of(pool))
+
+    def runs_of(self, pool: str) -> list[int]:
+        """The pool's runs still in progress on this host, whichever worker started them."""
+        return [pid for pid, of in self.pool_of.items() if of == pool]
+
+    def reap(self) -> None:
+        """Forget the retired workers that finished their runs and exited."""
+        for worker in [w for w in self.retiring if w.poll() is not None]:
+            logger.info("retired Prefect worker %d exited (%s)", worker.pid, worker.returncode)
+            self.retiring.remove(worker)
 
     def drain(self, cp: ControlPlane | None) -> None:
         """Stop taking runs, let those in progress finish (up to WORKER_DRAIN_SECONDS), then
         stop the rest and settle their rows, so no run stays Running behind this host."""
         self.watch()
-        for worker in self.workers.values():
+        workers = [*self.workers.values(), *self.retiring]
+        for worker in workers:
             kill_group(worker.pid, signal.SIGKILL)  # it polls no more; its runs live on
-        for worker in self.workers.values():
+        for worker in workers:
             worker.wait()
         deadline = time.monotonic() + self.settings.worker_drain_seconds
         if self.runs:
@@ -202,6 +270,7 @@ def _run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None
             )
         )
         cp = stack.enter_context(ControlPlane.open(settings)) if documents else None
+        host.recyclable = process_pools(pools)
         for pool in pools:
             if limits[pool] > 0:
                 host.start_worker(pool, limits[pool])
@@ -222,8 +291,12 @@ def _run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None
                 args=(cp, settings.dispatch_interval_seconds, host.stopping),
             )
             dispatcher.start()
+        policy = RecyclePolicy.of(settings)
         while not host.stopping.wait(1):
             host.watch()
+            host.reap()
+            for pool in list(host.workers):
+                host.recycle(pool, limits[pool], policy)
             for pool, worker in host.workers.items():
                 if worker.poll() is not None:
                     logger.error(
@@ -231,7 +304,7 @@ def _run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None
                         pool,
                         worker.returncode,
                     )
-                    host.start_worker(pool, limits[pool])
+                    host.start_worker(pool, limits[pool], host.runs_of(pool))
         logger.info("host %s stopping: no new runs", host.host_id)
         runs.update(dict.fromkeys(runs, 0))  # the next heartbeat offers nothing
         if dispatcher is not None:

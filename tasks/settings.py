@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     registre_host_id: str | None = None  # this host's name in the budgets; default: hostname
     dispatch_interval_seconds: float = Field(2, gt=0)  # how often a worker looks for documents
     worker_drain_seconds: float = Field(600, ge=0)  # runs in progress may finish within this
+    # A Prefect worker is replaced after this many runs started or above this resident memory (MB),
+    # whichever comes first; 0 turns either off (deployments/recycle.py).
+    worker_recycle_runs: int = Field(200, ge=0)
+    worker_recycle_mb: float = Field(300, ge=0)
     retry_base_seconds: int = Field(60, ge=1)  # a transient failure waits this x 1, 2, 4...
     # OCR calls (tasks/gemini/, tasks/page_images.py)
     gemini_timeout_seconds: float = Field(300, gt=0)  # one HTTP call; a long PDF takes minutes

@@ -1,0 +1,121 @@
+"""The Prefect process worker `registre worker` starts for a process pool: Prefect's own
+ProcessWorker, with two additions so the host can replace it before it grows far (see
+docs/operations.md, "Worker recycling"):
+
+- SIGUSR1 retires it: it polls no more, lets the runs it is submitting reach their process, says
+  so by creating the file `--retired-file`, waits for its runs to end (it still reports a
+  crashed run), then exits;
+- `--inherit PID` (repeatable): its successor counts each of those runs, still running under the
+  retired worker, against its own `--limit` until that run ends, so that the two never run more
+  than the limit together.
+
+Run as `python -m deployments.prefect_worker --pool P --limit N --name W [...]`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import anyio
+from prefect.client.schemas.objects import FlowRun
+from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
+from prefect.utilities.processutils import setup_signal_handlers_worker
+from prefect.workers.process import ProcessWorker
+
+from deployments.processes import alive
+
+POLL_S = 0.2  # how often retirement and inherited runs are checked
+
+
+class RecyclableWorker(ProcessWorker):
+    def __init__(self, *args: Any, inherit: tuple[int, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inherit = inherit
+        self.retiring = False
+        self.polling = anyio.Lock()  # held while a poll may be handing runs to the task group
+        self.running = 0  # own runs from submission to their state reported after the exit
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        async with self.polling:
+            if self.retiring:
+                return []
+            return await super().get_and_submit_flow_runs()
+
+    async def _submit_run_and_capture_errors(
+        self, flow_run: FlowRun, task_status: Any = None
+    ) -> Any:
+        self.running += 1
+        try:
+            return await super()._submit_run_and_capture_errors(flow_run, task_status)
+        finally:
+            self.running -= 1
+
+    async def setup(self) -> None:
+        await super().setup()
+        for pid in self.inherit:
+            if alive(pid):
+                self.limiter.acquire_on_behalf_of_nowait(("inherited", pid))
+                assert self._runs_task_group is not None
+                self._runs_task_group.start_soon(self.release_when_gone, pid)
+
+    async def release_when_gone(self, pid: int) -> None:
+        while alive(pid):
+            await anyio.sleep(POLL_S)
+        self.limiter.release_on_behalf_of(("inherited", pid))
+
+    async def retire(self, retired_file: Path) -> None:
+        """Stop polling; once every run taken has its process, say so; return when none is left."""
+        self.retiring = True
+        async with self.polling:  # a poll in progress hands its runs over first
+            pass
+        while self._submitting_flow_run_ids:
+            await anyio.sleep(POLL_S)
+        retired_file.touch()
+        self._logger.info("retired: no new runs; %d run(s) to finish", self.running)
+        while self.running:
+            await anyio.sleep(POLL_S)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    setup_signal_handlers_worker(os.getpid(), "the process worker", print)
+    worker = RecyclableWorker(
+        work_pool_name=args.pool,
+        name=args.name,
+        limit=args.limit,
+        heartbeat_interval_seconds=int(PREFECT_WORKER_HEARTBEAT_SECONDS.value()),
+        create_pool_if_not_found=False,
+        inherit=tuple(args.inherit),
+    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(retire_on_signal, worker, args.retired_file, group.cancel_scope)
+        await worker.start()
+        group.cancel_scope.cancel()
+
+
+async def retire_on_signal(
+    worker: RecyclableWorker, retired_file: Path, scope: anyio.CancelScope
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGUSR1) as signals:
+        async for _ in signals:
+            break
+    await worker.retire(retired_file)
+    scope.cancel()  # no run of its own is left: stop its loops
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m deployments.prefect_worker")
+    parser.add_argument("--pool", required=True)
+    parser.add_argument("--limit", type=int, required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--retired-file", type=Path, required=True)
+    parser.add_argument("--inherit", type=int, action="append", default=[])
+    with suppress(KeyboardInterrupt):  # SIGINT or SIGTERM: Prefect's handler has said so
+        anyio.run(serve, parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
