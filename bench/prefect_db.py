@@ -30,10 +30,10 @@ from prefect.client.schemas.objects import TERMINAL_STATES
 from stack import Stack  # bench/stack.py, beside this file
 
 TABLES = ("flow_run", "task_run", "log", "artifact", "events", "event_resources")
-HOST_ENV = {"SERVER_MAX_CPU": "8", "SERVER_MAX_RAM": "16"}
+HOST_ENV = {"SERVER_MAX_CPU": "8", "SERVER_MAX_RAM": "16", "OCR_WORKER_POOL_SIZE": "2"}
 
 
-def rebalance_runs_kept() -> int:
+def rebalance_runs_ended() -> int:
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("rebalance/rebalance")
         return client.count_flow_runs(
@@ -58,13 +58,17 @@ def database_figures(home: Path) -> dict[str, int]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=6)
+    parser.add_argument("--run-dir", type=Path, help="keep the server, host logs here")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="prefect-db-") as tmp, Stack(Path(tmp)) as stack:
-        stack.deploy()
-        stack.start_host("db-a", **HOST_ENV)
-        time.sleep(60 * args.minutes)
-        figures = {"minutes": args.minutes, "rebalance_runs_ended_kept": rebalance_runs_kept()}
-        figures |= database_figures(Path(tmp) / "prefect")
+    with tempfile.TemporaryDirectory(prefix="prefect-db-") as tmp:
+        run_dir = args.run_dir or Path(tmp)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with Stack(run_dir) as stack:
+            stack.deploy()
+            stack.start_host("db-a", **HOST_ENV)
+            time.sleep(60 * args.minutes)
+            figures = {"minutes": args.minutes, "rebalance_runs_ended": rebalance_runs_ended()}
+            figures |= database_figures(run_dir / "prefect")
         print(json.dumps(figures))
     return 0
 
