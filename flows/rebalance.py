@@ -13,9 +13,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
 from tasks.dispatch import ControlPlane, Picture, dispatch, reconcile
 from tasks.orchestration import delete_ended_runs
@@ -27,16 +26,6 @@ from tasks.settings import get_settings
 LOCK_WAIT_S = 10  # a worker's dispatch holds the lock for a fraction of a second
 REPORT_REFRESH_S = 3600  # an unchanged report is written again after this (or half the retention)
 CLEANUP_BATCH = 50  # old runs deleted per tick: 2 a minute come, a backlog goes at 100 a minute
-
-
-@task(cache_policy=NO_CACHE)
-def take_back(cp: ControlPlane) -> list[str]:
-    return reconcile(cp)
-
-
-@task(cache_policy=NO_CACHE)
-def limits_and_dispatch(cp: ControlPlane) -> Picture | None:
-    return dispatch(cp, verify=True, wait_s=LOCK_WAIT_S)
 
 
 def _num(x: float) -> str:
@@ -166,9 +155,11 @@ def rebalance() -> dict[str, Any]:
     the waiting documents."""
     logger = get_run_logger()
     settings = get_settings()
+    # Plain calls, not tasks: at 2,880 runs a day, each task run would add a row, its three
+    # states, three events and a log line, which the one log line below makes redundant.
     with ControlPlane.open(settings) as cp:
-        taken_back = take_back(cp)
-        picture = limits_and_dispatch(cp)
+        taken_back = reconcile(cp)
+        picture = dispatch(cp, verify=True, wait_s=LOCK_WAIT_S)
         if picture is None:  # a worker is dispatching this very moment: it does the same
             deleted = forget_old_runs(cp)
             logger.info("another dispatcher holds the lock; limits left to it")
