@@ -167,9 +167,10 @@ def rebalance() -> dict[str, Any]:
         usage = gemini_limiter(settings, cp.redis).usage()
         published = publish(cp, picture, taken_back, usage)
         deleted = forget_old_runs(cp)
-    for host, notes in picture.capacity.notes.items():
-        for note in notes:
-            logger.warning("%s: %s", host, note)
+    if published:  # a note stands until its host changes: said once, not every 30 s
+        for host, notes in picture.capacity.notes.items():
+            for note in notes:
+                logger.warning("%s: %s", host, note)
     logger.info(
         "limits %s, %d run(s) created, %d row(s) taken back, %d old rebalance run(s) deleted%s",
         picture.limits.as_json(),
