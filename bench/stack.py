@@ -25,6 +25,7 @@ from sandbox import supabase as supabase_standin
 from sandbox.postgres import create_database, drop_database, insert_registry_accounts
 from sandbox.process import stop
 from sandbox.registry import serve as serve_registry
+from tasks.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -50,11 +51,14 @@ def pids_with(marker: bytes) -> list[int]:
 
 
 class Stack:
-    """Enter with `with Stack(tmp) as stack:`; everything started is stopped on exit."""
+    """Enter with `with Stack(tmp) as stack:`; everything started is stopped on exit. The server's
+    retentions come from `settings` (default: the environment's, e.g. EVENT_RETENTION_HOURS)."""
 
     def __init__(self, tmp: Path, *, registry_latency_s: float = 0.3, gemini_delay_s: float = 1.0,
-                 rpm: int = 100_000, tpm: int = 10**9) -> None:  # fmt: skip
+                 rpm: int = 100_000, tpm: int = 10**9,
+                 settings: Settings | None = None) -> None:  # fmt: skip
         self.tmp = tmp
+        self.settings = settings
         self.registry_latency_s = registry_latency_s
         self.gemini_delay_s = gemini_delay_s
         self.quota = (rpm, tpm)
@@ -69,7 +73,10 @@ class Stack:
         os.environ["PREFECT_HOME"] = str(self.tmp / "prefect")
         from deployments.up import prefect_server
 
-        self.api = stack.enter_context(prefect_server(self.tmp, port=free_port()))
+        settings = self.settings or load_settings()
+        self.api = stack.enter_context(
+            prefect_server(self.tmp, port=free_port(), settings=settings)
+        )
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: self.api}))
         self.dsn = create_database()
         stack.callback(drop_database, self.dsn)

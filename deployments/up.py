@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
 from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_API_PORT, temporary_settings
 
 from deployments.deploy import PREFECT, deploy
@@ -34,10 +35,36 @@ SERVER_ENV = {
         "prefect.server.concurrency.lease_storage.filesystem"
     ),
 }
+VACUUM_LOOP_S = (60, 3600)  # the db_vacuum loop: at least a minute apart, at most Prefect's hour
+
+
+def retention_env(settings: Settings) -> dict[str, str]:
+    """Prefect's own db_vacuum for document runs (`flow_runs`: top-level runs ended before the
+    retention, with their task runs, logs and artifacts) and events, from the operators'
+    retentions. Durations in ISO 8601: PREFECT_SERVER_EVENTS_RETENTION_PERIOD refuses seconds."""
+    runs_s = settings.document_run_retention_days * 86400
+    events_s = settings.event_retention_hours * 3600
+    # a 24th of the shortest retention: nothing outlives its retention by more than ~4 %
+    low, high = VACUUM_LOOP_S
+    loop_s = min(high, max(low, min(runs_s, events_s) / 24))
+    return {
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs",
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": f"PT{runs_s:.3f}S",
+        "PREFECT_SERVER_EVENTS_RETENTION_PERIOD": f"PT{events_s:.3f}S",
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_LOOP_SECONDS": f"{loop_s:.0f}",
+    }
+
+
+def server_env(settings: Settings, api: str) -> dict[str, str]:
+    """The server's environment. The derived retention is a default: a PREFECT_SERVER_* variable
+    the operator set (in the environment or `.env`, which Prefect reads too) wins."""
+    own = {k for k, v in dotenv_values(".env").items() if v} | set(os.environ)
+    derived = {k: v for k, v in retention_env(settings).items() if k not in own}
+    return {"PREFECT_UI_API_URL": api, **derived, **os.environ, **SERVER_ENV}
 
 
 @contextmanager
-def prefect_server(run_dir: Path, port: int = 4200) -> Iterator[str]:
+def prefect_server(run_dir: Path, port: int = 4200, *, settings: Settings) -> Iterator[str]:
     api = f"http://127.0.0.1:{port}/api"
     log = (run_dir / "prefect-server.log").open("ab")
     command = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
@@ -47,7 +74,7 @@ def prefect_server(run_dir: Path, port: int = 4200) -> Iterator[str]:
         command,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={"PREFECT_UI_API_URL": api, **os.environ, **SERVER_ENV},
+        env=server_env(settings, api),
         start_new_session=True,
     )
     try:
@@ -91,7 +118,7 @@ def up(settings: Settings, run_dir: Path) -> None:
     # until the host's drain takes over, a stop signal unwinds what was started (the server)
     with process_tree(), stop_signals_interrupt(), ExitStack() as stack:
         api = os.environ.get("PREFECT_API_URL") or stack.enter_context(
-            prefect_server(run_dir, PREFECT_SERVER_API_PORT.value())
+            prefect_server(run_dir, PREFECT_SERVER_API_PORT.value(), settings=settings)
         )
         # Prefect reads its settings at import: this process's clients need telling too
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))

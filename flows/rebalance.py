@@ -1,35 +1,31 @@
 """The rebalance: every OCR_REBALANCE_INTERVAL_MS, the limits from the live hosts, the index/acte
-split, the reconciliation of dead runs and a dispatch, with a report in the UI. Cheap and
-idempotent: a skipped or cancelled run loses nothing.
+split, the reconciliation of dead runs and a dispatch, with a report in the UI when something
+changed, and the clean-up of its own old runs. Cheap and idempotent: a skipped or cancelled run
+loses nothing.
 
 python -m flows.rebalance
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
 from tasks.dispatch import ControlPlane, Picture, dispatch, reconcile
+from tasks.orchestration import delete_ended_runs
 from tasks.pools import REBALANCE
 from tasks.ratelimit import WindowUsage
 from tasks.services import gemini_limiter
 from tasks.settings import get_settings
 
 LOCK_WAIT_S = 10  # a worker's dispatch holds the lock for a fraction of a second
-
-
-@task(cache_policy=NO_CACHE)
-def take_back(cp: ControlPlane) -> list[str]:
-    return reconcile(cp)
-
-
-@task(cache_policy=NO_CACHE)
-def limits_and_dispatch(cp: ControlPlane) -> Picture | None:
-    return dispatch(cp, verify=True, wait_s=LOCK_WAIT_S)
+REPORT_REFRESH_S = 3600  # an unchanged report is written again after this (or half the retention)
+CLEANUP_BATCH = 50  # old runs deleted per tick: 2 a minute come, a backlog goes at 100 a minute
 
 
 def _num(x: float) -> str:
@@ -104,37 +100,91 @@ def report(picture: Picture, taken_back: list[str], usage: WindowUsage) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fingerprint(picture: Picture, taken_back: list[str]) -> str:
+    """What a new report is written for: hosts and budgets, limits and split, capacity notes,
+    which queues have documents waiting, runs created, rows taken back. Not Gemini's usage nor
+    the counts of runs, which move at every tick."""
+    state = picture.capacity
+    seen = {
+        "hosts": {host: [budget.cpu, budget.ram] for host, budget in state.hosts.items()},
+        "limits": picture.limits.as_json(),
+        "notes": state.notes,
+        "waiting": sorted(
+            f"{env}/{flow_name}"
+            for env, waiting in picture.waiting_by_env.items()
+            for flow_name, rows in waiting.items()
+            if rows
+        ),
+        "created": picture.created,
+        "taken_back": taken_back,
+    }
+    return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()
+
+
+def report_refresh_s(rebalance_run_retention_hours: float) -> int:
+    """How long an unchanged report stands: the latest one's run must outlive it (clean-up)."""
+    return max(1, int(min(REPORT_REFRESH_S, rebalance_run_retention_hours * 3600 / 2)))
+
+
+def publish(cp: ControlPlane, picture: Picture, taken_back: list[str], usage: WindowUsage) -> bool:
+    """The `rebalance` artifact, unless the last one (within its refresh) said the same."""
+    key, seen = cp.keys.rebalance_reported, fingerprint(picture, taken_back)
+    if cp.redis.get(key) == seen.encode():
+        return False
+    create_markdown_artifact(
+        key="rebalance",
+        markdown=report(picture, taken_back, usage),
+        description="limits, allocation, queue, Gemini usage",
+    )
+    ttl_s = report_refresh_s(cp.settings.rebalance_run_retention_hours)
+    cp.redis.set(key, seen, ex=ttl_s)
+    return True
+
+
+def forget_old_runs(cp: ControlPlane) -> int:
+    """This deployment's runs past REBALANCE_RUN_RETENTION_HOURS, a batch per tick: Prefect's
+    db_vacuum has one retention for every deployment (the document runs')."""
+    retention = timedelta(hours=cp.settings.rebalance_run_retention_hours)
+    cutoff = datetime.now(UTC) - retention
+    return delete_ended_runs(cp.orchestrator.client, REBALANCE, cutoff, CLEANUP_BATCH)
+
+
 @flow(name=REBALANCE.flow)
 def rebalance() -> dict[str, Any]:
     """Limits from the live hosts, the OCR split by queue depth, dead runs taken back, runs for
     the waiting documents."""
     logger = get_run_logger()
     settings = get_settings()
+    # Plain calls, not tasks: at 2,880 runs a day, each task run would add a row, its three
+    # states, three events and a log line, which the one log line below makes redundant.
     with ControlPlane.open(settings) as cp:
-        taken_back = take_back(cp)
-        picture = limits_and_dispatch(cp)
+        taken_back = reconcile(cp)
+        picture = dispatch(cp, verify=True, wait_s=LOCK_WAIT_S)
         if picture is None:  # a worker is dispatching this very moment: it does the same
+            deleted = forget_old_runs(cp)
             logger.info("another dispatcher holds the lock; limits left to it")
-            return {"taken_back": len(taken_back)}
+            return {"taken_back": len(taken_back), "deleted": deleted}
         usage = gemini_limiter(settings, cp.redis).usage()
-    for host, notes in picture.capacity.notes.items():
-        for note in notes:
-            logger.warning("%s: %s", host, note)
-    create_markdown_artifact(
-        key="rebalance",
-        markdown=report(picture, taken_back, usage),
-        description="limits, allocation, queue, Gemini usage",
-    )
+        published = publish(cp, picture, taken_back, usage)
+        deleted = forget_old_runs(cp)
+    if published:  # a note stands until its host changes: said once, not every 30 s
+        for host, notes in picture.capacity.notes.items():
+            for note in notes:
+                logger.warning("%s: %s", host, note)
     logger.info(
-        "limits %s, %d run(s) created, %d row(s) taken back",
+        "limits %s, %d run(s) created, %d row(s) taken back, %d old rebalance run(s) deleted%s",
         picture.limits.as_json(),
         len(picture.created),
         len(taken_back),
+        deleted,
+        "" if published else "; report unchanged",
     )
     return {
         "limits": picture.limits.as_json(),
         "created": picture.created,
         "taken_back": taken_back,
+        "published": published,
+        "deleted": deleted,
     }
 
 

@@ -1,24 +1,29 @@
-"""Every Prefect API call the control plane makes: pools and limits, the document runs."""
+"""Every Prefect API call the control plane makes: pools and limits, the document runs, the
+rebalance's clean-up of its own old runs."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
 from contextlib import suppress
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
     DeploymentFilter,
     DeploymentFilterId,
     FlowRunFilter,
+    FlowRunFilterEndTime,
     FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import TERMINAL_STATES, FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed, Scheduled
 
@@ -31,6 +36,7 @@ from tasks.pools import (
     OCR_POOL,
     POOL_QUEUES,
     REGISTRE_POOL,
+    Deployment,
     DocumentDeployment,
 )
 from tasks.settings import ConfigError
@@ -186,3 +192,37 @@ class Orchestrator:
                 "Prefect limits changed: %s", {k: f"{a} -> {b}" for k, (a, b) in changed.items()}
             )
         return changed
+
+
+def delete_ended_runs(
+    client: SyncPrefectClient, deployment: Deployment, ended_before: datetime, limit: int
+) -> int:
+    """Delete up to `limit` of the deployment's runs that ended before `ended_before`, with
+    their artifacts, which the server keeps; it deletes their task runs (foreign key) and,
+    since Prefect 3.4.9, their logs. Returns how many runs went."""
+    try:
+        deployment_id = client.read_deployment_by_name(deployment.full_name).id
+    except ObjectNotFound:
+        return 0
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(TERMINAL_STATES))),
+            end_time=FlowRunFilterEndTime(before_=ended_before),
+        ),
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+        limit=limit,
+    )
+    if not runs:
+        return 0
+    # artifacts first: once its run is gone, nothing would find an artifact again
+    of_runs = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs]))
+    while artifacts := client.read_artifacts(artifact_filter=of_runs, limit=PAGE):
+        for artifact in artifacts:
+            with suppress(ObjectNotFound):  # another clean-up was first
+                client.delete_artifact(artifact.id)
+    deleted = 0
+    for run in runs:
+        with suppress(ObjectNotFound):
+            client.delete_flow_run(run.id)
+            deleted += 1
+    return deleted

@@ -32,6 +32,8 @@ class RedisKeys:
         self.pool_allocation = f"{p}worker_pool:allocation"  # string: json index/acte split
         self.dispatch_lock = f"{p}dispatch:lock"  # string: the dispatcher's token, with a TTL
         self.dispatch_again = f"{p}dispatch:again"  # string "1": dispatch once more after this
+        # string: the fingerprint of the last rebalance artifact; its TTL makes the next one due
+        self.rebalance_reported = f"{p}rebalance:reported"
         # Registry sessions (tasks/registry/session.py)
         self.registre_sessions = f"{p}registre:sessions"  # zset: account id -> expires at, s
 

@@ -5,13 +5,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tasks.failures import RetryLater
 from tasks.machine import this_machine
 
 ENVIRONMENT_ORDER = ("prod", "staging", "dev")  # the order in which queues are polled
+PREFECT_MIN_RUN_RETENTION_S = 3600  # Prefect's db_vacuum refuses a retention of 1 hour or less
 
 
 class ConfigError(RetryLater):
@@ -128,6 +129,23 @@ class Settings(BaseSettings):
     # cadastre, désignation, acte type) reuses that PDF instead of paying again; 0: never reuse.
     reuse_download_hours: float = Field(168, ge=0)
     reuse_index_downloads: bool = False  # an index changes with every registration
+
+    # Retention in the Prefect database (docs/operations.md). Document runs (with their task runs,
+    # logs, artifacts) after they end: Prefect's own db_vacuum, set on the server `registre up`
+    # starts. Rebalance runs: the rebalance deletes its own (Prefect has one retention for all).
+    document_run_retention_days: float = Field(30, gt=0)
+    rebalance_run_retention_hours: float = Field(24, gt=0)
+    event_retention_hours: float = Field(48, gt=0)
+
+    @field_validator("document_run_retention_days")
+    @classmethod
+    def _prefect_minimum(cls, days: float) -> float:
+        if days * 86400 <= PREFECT_MIN_RUN_RETENTION_S:
+            raise ValueError(
+                f"must be more than 1 hour ({PREFECT_MIN_RUN_RETENTION_S / 86400:.4f} days):"
+                " Prefect's db_vacuum refuses a shorter retention"
+            )
+        return days
 
     @model_validator(mode="after")
     def _url_and_key_together(self) -> Settings:

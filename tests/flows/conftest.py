@@ -21,7 +21,7 @@ from deployments.up import prefect_server
 from flows.common import this_host_registered
 from sandbox.postgres import insert_registry_accounts
 from tasks.pools import REBALANCE
-from tasks.settings import get_settings
+from tasks.settings import get_settings, load_settings
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,10 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     os.environ["PREFECT_HOME"] = str(home)  # the server's database, and the workers' files
-    with prefect_server(home, port) as api, temporary_settings(updates={PREFECT_API_URL: api}):
+    with (
+        prefect_server(home, port, settings=load_settings()) as api,
+        temporary_settings(updates={PREFECT_API_URL: api}),
+    ):
         os.environ["PREFECT_API_URL"] = api
         yield
 

@@ -39,7 +39,10 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))  # the server reads it from os.environ
-    with prefect_server(tmp_path, port) as api, temporary_settings(updates={PREFECT_API_URL: api}):
+    with (
+        prefect_server(tmp_path, port, settings=load_settings()) as api,
+        temporary_settings(updates={PREFECT_API_URL: api}),
+    ):
         yield {**os.environ, "PREFECT_API_URL": api}
 
 

@@ -121,3 +121,20 @@ def test_every_setting_is_in_the_readme_configuration_table():
     named |= {m[0] + m[1] for m in re.findall(r"`([A-Z_]+_)(?:CPU|RAM)`/`_(RAM)`", table)}
     missing = {name.upper() for name in Settings.model_fields} - named
     assert not missing, f"not in README's configuration table: {sorted(missing)}"
+
+
+def test_retentions_default_to_30_days_24_hours_48_hours():
+    s = settings()
+    assert (s.document_run_retention_days, s.rebalance_run_retention_hours,
+            s.event_retention_hours) == (30, 24, 48)  # fmt: skip
+
+
+def test_a_document_run_retention_of_an_hour_or_less_is_refused_as_prefect_would():
+    """Prefect's db_vacuum refuses 1 hour or less: refused at start, naming the variable."""
+    with pytest.raises(ConfigError, match="DOCUMENT_RUN_RETENTION_DAYS: must be more than 1 hour"):
+        settings(document_run_retention_days=1 / 24)
+    assert settings(document_run_retention_days=0.05).document_run_retention_days == 0.05
+    # the rebalance's own clean-up takes any retention, minutes for a soak benchmark
+    assert settings(rebalance_run_retention_hours=0.01).rebalance_run_retention_hours == 0.01
+    with pytest.raises(ConfigError, match="REBALANCE_RUN_RETENTION_HOURS"):
+        settings(rebalance_run_retention_hours=0)
