@@ -115,8 +115,9 @@ class Stack:
     # --- the services that faults restart
 
     def start_redis(self) -> None:
+        # set-proc-title no: its process title would overwrite the environment the reaper reads
         command = ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                   "--save", "", "--appendonly", "no"]  # fmt: skip
+                   "--save", "", "--appendonly", "no", "--set-proc-title", "no"]  # fmt: skip
         log = (self.tmp / "redis.log").open("ab")
         self.redis = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         log.close()
