@@ -17,6 +17,7 @@ from stack import Stack
 # The tables retention should bound: runs with their states, tasks, logs, artifacts; events.
 PREFECT_TABLES = ("flow_run", "flow_run_state", "task_run", "task_run_state", "log", "artifact",
                   "events", "event_resources")  # fmt: skip
+OTHER_TABLES = ("worker",)  # one row per worker name: a restarted worker must not add one
 MB = 1024 * 1024
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -27,7 +28,7 @@ def prefect_database(home: Path) -> dict[str, float]:
     files = [db, db.with_name("prefect.db-wal"), db.with_name("prefect.db-shm")]
     found = {"prefect db MB": sum(f.stat().st_size for f in files if f.exists()) / MB}
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        for table in PREFECT_TABLES:
+        for table in PREFECT_TABLES + OTHER_TABLES:
             found[f"{table} rows"] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     conn.close()
     return found

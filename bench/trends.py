@@ -27,7 +27,7 @@ class Bound:
 
     settles_after_s: float | None
     why: str = ""
-    tolerance: float = 0.10  # relative growth, last third vs middle third
+    tolerance: float = 0.05  # relative growth, last third vs middle third
     floor: float = 0.0  # absolute growth below which a change is noise (fds, threads, rows)
 
 
