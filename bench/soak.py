@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import os
 import sys
 import tempfile
@@ -113,6 +114,7 @@ def bounds(env: dict[str, str], sample_s: float) -> dict[str, Bound]:
     pdfs = "every download stores a new PDF (named with the time); nothing deletes them"
     found["storage MB"] = Bound(None, pdfs)
     found["documents final"] = Bound(None, "a running count: the throughput is judged from it")
+    found["documents per min"] = Bound(None, "between samples: the throughput is judged below")
     found["backlog rows"] = Bound(0, "waiting and in progress", floor=DEPTH)
     found["redis used MB"] = Bound(0, floor=0.5)
     found["redis keys"] = Bound(0, floor=10)
@@ -295,6 +297,10 @@ def check_trends(samples: list[tuple[float, dict[str, float]]], limits: dict[str
     for t, reading in samples:
         for name, value in reading.items():
             series[name][t] = value
+    for (t0, a), (t1, b) in itertools.pairwise(samples):
+        series["documents per min"][t1] = (
+            (b["documents final"] - a["documents final"]) * 60 / (t1 - t0)
+        )
     verdicts = {}
     for name, values in series.items():
         bound = limits.get(name) or process_bound(name, catalogue_pass_s)
