@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,12 @@ def retentions(minutes: float) -> dict[str, str]:
     return {name: os.environ.get(name) or value for name, value in scaled.items()}
 
 
-def bounds(env: dict[str, str], sample_s: float) -> dict[str, Bound]:
-    """When each quantity should stop growing, from the retentions in force; the processes'
-    figures and Redis are bounded from the start (the warm-up aside)."""
+def bounds(
+    env: dict[str, str], sample_s: float, known: Iterable[str] = tuple(Settings.model_fields)
+) -> dict[str, Bound]:
+    """When each quantity should stop growing, from the retentions in force (`known`: the
+    settings this checkout reads); Redis and the processes are bounded from the start (the
+    warm-up aside)."""
     loop_s = float(env[VACUUM_LOOP])
     settles: dict[str, float] = {}
     why: dict[str, str] = {}
@@ -96,7 +100,7 @@ def bounds(env: dict[str, str], sample_s: float) -> dict[str, Bound]:
         "EVENT_RETENTION_HOURS": float(env["EVENT_RETENTION_HOURS"]) * 3600 + loop_s,
     }
     for name, age_s in ages_s.items():
-        if RETENTIONS[name] in Settings.model_fields:  # the oldest row goes one clean-up late
+        if RETENTIONS[name] in known:  # the oldest row goes one clean-up late
             settles[name] = age_s + sample_s
             why[name] = f"{name}={env[name]}, cleaned every {age_s / 60:.0f} min at most"
 
