@@ -174,10 +174,12 @@ class Witness:
         self.runs: dict[Any, tuple[str, RunRecord]] = {}  # run id -> (row id, what it did)
         self.gemini_log: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.since = datetime.now(UTC)
+        self.collected = time.monotonic()
 
     def collect(self, margin_s: float) -> None:
         """The runs that ended since the last call (with a margin), and the Gemini log."""
         cutoff, self.since = self.since - timedelta(seconds=margin_s), datetime.now(UTC)
+        self.collected = time.monotonic()
         documents = FlowRunFilter(tags=FlowRunFilterTags(all_=["env:prod"]),
                                   end_time=FlowRunFilterEndTime(after_=cutoff))  # fmt: skip
         with get_client(sync_client=True) as client:
@@ -250,8 +252,9 @@ def soak(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
         ids = stream.ids()
         deadline = time.monotonic() + args.drain_minutes * 60
         while not_final(stack.rows(ids), ids) and time.monotonic() < deadline:
-            witness.collect(margin_s)
             time.sleep(5)
+            if time.monotonic() - witness.collected >= args.sample_seconds:
+                witness.collect(margin_s)
         state = wait_settled(stack)
         witness.collect(margin_s)
         return {
