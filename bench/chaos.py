@@ -21,7 +21,6 @@ to zero; no Gemini 429 caused by our own traffic. Exit code 1 if any fails.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import random
@@ -35,58 +34,33 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
-from prefect import get_client
-from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-    FlowRunFilterTags,
+from checks import (  # bench/checks.py and bench/stack.py, beside this file
+    FINAL,
+    ROW_COLUMNS,
+    Document,
+    Duplicates,
+    RunRecord,
+    catalogue,
+    duplicates,
+    gemini_reads,
+    not_final,
+    over_attempts,
+    run_record,
+    wait_settled,
 )
-from prefect.client.schemas.objects import StateType
-from stack import Stack, pids_with  # bench/stack.py, beside this file
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from stack import Stack, pids_with
 
 from sandbox.registry import control
-from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS
-from tasks.redis_keys import RedisKeys
 
-FINAL = (4, 5)  # seed statuses: OCR complété (done), Erreur
 HOSTS = ("chaos-a", "chaos-b")
-ROW_COLUMNS = ("status_id, attemtps, max_attempts, ocr_attempts, ocr_max_attempts,"
-               " coalesce(ocr_error, error_message)")  # fmt: skip
 HOST_ENV = {
     "SERVER_MAX_CPU": "20", "SERVER_MAX_RAM": "32", "WORKER_COUNT": "1",
     "OCR_WORKER_POOL_SIZE": "2", "QUEUE_LEASE_SECONDS": "90", "CAPACITY_LEASE_SECONDS": "30",
     "RETRY_BASE_SECONDS": "5", "GEMINI_MAX_RPM": "600", "GEMINI_MAX_TPM": "2000000",
     "WORKER_DRAIN_SECONDS": "60",
 }  # fmt: skip
-
-
-class Document:
-    """One catalogue document as a request, and what the stand-ins call it in their logs."""
-
-    def __init__(self, row: tuple[Any, ...], registry_ids: set[str], gemini_labels: set[str]):
-        self.row = row
-        self.registry_ids = registry_ids
-        self.gemini_labels = gemini_labels  # "<id>#<page>" per index page, or "Acte <numero>"
-
-
-def catalogue() -> list[Document]:
-    docs = [
-        Document(("index", d.lot, d.circonscription, d.cadastre, d.designation, None), {d.id},
-                 {f"{d.id}#{n}" for n in range(1, len(d.pages) + 1)})
-        for d in INDEX_DOCUMENTS
-    ] + [
-        Document(("acte", a.numero, a.circonscription, None, None, a.type_document), {a.id},
-                 {f"Acte {a.numero}"})
-        for a in ACTES if not a.paper_only
-    ] + [
-        Document(("plan_cadastraux", p.lot, p.circonscription, p.cadastre, p.designation, None),
-                 {v.id for v in p.versions}, set())
-        for p in PLANS
-    ]  # fmt: skip
-    random.Random(7).shuffle(docs)
-    return docs
 
 
 class Chaos(threading.Thread):
@@ -181,6 +155,26 @@ class Chaos(threading.Thread):
         return "registry: the next 2 downloads stall halfway"
 
 
+def wave_report(stack: Stack, docs: list[Document], ids: list[str]) -> tuple[Duplicates, dict]:
+    """What the stand-ins saw of this wave against how often each document's runs ran."""
+    served = control.counters(stack.registry)["downloads_by_document"]
+    log = httpx.get(f"{stack.gemini}/_sandbox/stats").json()
+    runs: dict[str, list[RunRecord]] = defaultdict(list)
+    with get_client(sync_client=True) as client:
+        found, wanted = [], set(ids)
+        only_documents = FlowRunFilter(tags=FlowRunFilterTags(all_=["env:prod"]))
+        while page := client.read_flow_runs(
+            flow_run_filter=only_documents, limit=200, offset=len(found)
+        ):
+            found += page
+        for run in found:
+            if run.parameters.get("job_id") in wanted:
+                runs[run.parameters["job_id"]].append(run_record(client, run))
+    report = duplicates([(d, [i]) for d, i in zip(docs, ids, strict=True)], runs, served,
+                        gemini_reads(log["log"]))  # fmt: skip
+    return report, log
+
+
 def faults(gemini_url: str, **values: Any) -> None:
     httpx.post(f"{gemini_url}/_sandbox/faults", json=values).raise_for_status()
 
@@ -215,90 +209,6 @@ def is_prefect_worker(pid: int) -> bool:
         return b"worker\0start" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-
-
-def running_intervals(client: Any, run_id: Any) -> list[tuple[float, float]]:
-    """When the run was Running, from its state history (a retried run runs more than once)."""
-    states = sorted(client.read_flow_run_states(run_id), key=lambda s: s.timestamp)
-    spans, opened = [], None
-    for state in states:
-        if state.type is StateType.RUNNING and opened is None:
-            opened = state.timestamp.timestamp()
-        elif state.type is not StateType.RUNNING and opened is not None:
-            spans.append((opened, state.timestamp.timestamp()))
-            opened = None
-    if opened is not None:
-        spans.append((opened, time.time()))
-    return spans
-
-
-def overlaps(spans: list[tuple[float, float]]) -> int:
-    ordered = sorted(spans)
-    return sum(1 for a, b in itertools.pairwise(ordered) if b[0] < a[1])
-
-
-def wave_report(stack: Stack, docs: list[Document], ids: list[str]) -> dict[str, Any]:
-    """What the stand-ins saw of this wave against how often each document's runs ran."""
-    served = control.counters(stack.registry)["downloads_by_document"]
-    log = httpx.get(f"{stack.gemini}/_sandbox/stats").json()
-    reads: Counter[str] = Counter(
-        label
-        for e in log["log"]
-        if e["endpoint"] == "generateContent" and e["status"] == 200
-        for label in e["documents"]
-    )
-    by_job: dict[str, list] = defaultdict(list)
-    with get_client(sync_client=True) as client:
-        runs, wanted = [], set(ids)
-        only_documents = FlowRunFilter(tags=FlowRunFilterTags(all_=["env:prod"]))
-        while page := client.read_flow_runs(
-            flow_run_filter=only_documents, limit=200, offset=len(runs)
-        ):
-            runs += page
-        for run in runs:
-            if run.parameters.get("job_id") in wanted:
-                stage = "registre" if run.name.startswith("registre") else "ocr"
-                spans = running_intervals(client, run.id)
-                by_job[run.parameters["job_id"]].append((stage, run, spans))
-    report: dict[str, Any] = {"extra downloads": 0, "extra OCR": 0, "unexplained": [],
-                              "concurrent": [], "completed twice": []}  # fmt: skip
-    for doc, job_id in zip(docs, ids, strict=True):
-        for stage in ("registre", "ocr"):
-            mine = [(run, spans) for s, run, spans in by_job[job_id] if s == stage]
-            spans = [span for _, ss in mine for span in ss]
-            done = [r for r, _ in mine if r.state and r.state.name == "Completed"]
-            if overlaps(spans):
-                report["concurrent"].append(f"{doc.row[0]} {doc.row[1]} ({stage})")
-            if len(done) > 1:
-                report["completed twice"].append(f"{doc.row[0]} {doc.row[1]} ({stage})")
-            if stage == "registre":
-                seen = sum(served.get(i, 0) for i in doc.registry_ids)
-                report["extra downloads"] += max(0, seen - 1)
-            else:  # an index document: its most-read page
-                seen = max((reads[label] for label in doc.gemini_labels), default=0)
-                report["extra OCR"] += max(0, seen - 1)
-            if seen > len(spans):  # more than once per time a run of it was Running
-                report["unexplained"].append(
-                    f"{doc.row[0]} {doc.row[1]} ({stage}): {seen} times, {len(spans)} runs"
-                )
-    report["own 429s"] = log["rate_limited"] - log["injected_rate_limited"]
-    report["injected 429s"] = log["injected_rate_limited"]
-    return report
-
-
-def settled(stack: Stack) -> tuple[int, int]:
-    """(capacity leases held, document runs Pending or Running)."""
-    client = redis.Redis(port=stack.redis_port)
-    try:
-        leases = client.hlen(RedisKeys(stack.prefix).capacity_workers)
-    finally:
-        client.close()
-    alive = FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])
-    with get_client(sync_client=True) as prefect:
-        runs = prefect.read_flow_runs(
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=alive)), limit=200
-        )
-    return leases, sum(1 for r in runs if r.parameters.get("job_id"))
 
 
 def main() -> int:
@@ -339,16 +249,19 @@ def main() -> int:
                     break
                 time.sleep(2)
             rows = stack.rows(ids, ROW_COLUMNS)
-            lost = [i for i in ids if i not in rows or rows[i][0] not in FINAL]
-            over = [i for i, r in rows.items() if r[1] > r[2] or r[3] > r[4]]
+            lost, over = not_final(rows, ids), over_attempts(rows)
             statuses.update(r[0] for r in rows.values())
-            report = wave_report(stack, wave, ids)
-            totals.update({k: v for k, v in report.items() if isinstance(v, int)})
+            report, log = wave_report(stack, wave, ids)
+            totals["extra downloads"] += report.extra_downloads
+            totals["extra OCR"] += report.extra_ocr
+            totals["unexplained"] += len(report.unexplained)
+            totals["concurrent"] += len(report.concurrent)
+            totals["completed twice"] += len(report.completed_twice)
+            totals["own 429s"] += log["rate_limited"] - log["injected_rate_limited"]
+            totals["injected 429s"] += log["injected_rate_limited"]
             totals["lost"] += len(lost)
             totals["attempts over the maximum"] += len(over)
-            for key in ("unexplained", "concurrent", "completed twice"):
-                totals[key] += len(report[key])
-                failures += [f"wave {number}: {key}: {x}" for x in report[key]]
+            failures += [f"wave {number}: {x}" for x in report.failures()]
             failures += [f"wave {number}: lost or not final: {i} {rows.get(i)}" for i in lost]
             failures += [f"wave {number}: attempts over the maximum: {i}" for i in over]
             errors = [r[5] for r in rows.values() if r[0] == 5]
@@ -358,9 +271,7 @@ def main() -> int:
             time.sleep(2)  # the faults not yet played (a small run ends before them)
         chaos.stop.set()
         chaos.join(60)
-        deadline = time.monotonic() + 180
-        while (state := settled(stack)) != (0, 0) and time.monotonic() < deadline:
-            time.sleep(3)
+        state = wait_settled(stack)
         if state != (0, 0):
             failures.append(f"not back to zero: {state[0]} capacity leases, {state[1]} runs active")
         elapsed = time.monotonic() - began

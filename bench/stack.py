@@ -1,6 +1,9 @@
 """The deployed system on the stand-ins for the benchmarks: a Prefect server of its own, Redis
 and the Supabase stand-in as processes that can be killed and started again on their ports, the
-registry and Gemini stand-ins, `registre deploy`, and `registre worker` hosts."""
+registry and Gemini stand-ins, `registre deploy`, and `registre worker` hosts.
+
+Every process it starts, and every process those start, carries `BENCH_STACK=<id>` in its
+environment; bench/reaper.py stops them all when the benchmark ends, even by SIGKILL."""
 
 from __future__ import annotations
 
@@ -19,16 +22,20 @@ import httpx
 import psycopg
 import redis
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from reaper import pids_with  # bench/reaper.py, beside this file
 
 from sandbox import gemini
 from sandbox import supabase as supabase_standin
 from sandbox.postgres import create_database, drop_database, insert_registry_accounts
 from sandbox.process import stop
 from sandbox.registry import serve as serve_registry
-from tasks.settings import Settings, load_settings
+from tasks.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+MARK = "BENCH_STACK"
+
+__all__ = ["BIN", "ROOT", "Stack", "free_port", "pids_with"]
 
 
 def free_port() -> int:
@@ -37,28 +44,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def pids_with(marker: bytes) -> list[int]:
-    """Processes whose environment holds `marker` (e.g. b"REGISTRE_HOST_ID=a")."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 class Stack:
     """Enter with `with Stack(tmp) as stack:`; everything started is stopped on exit. The server's
-    retentions come from `settings` (default: the environment's, e.g. EVENT_RETENTION_HOURS)."""
+    retentions come from the settings the environment gives (e.g. EVENT_RETENTION_HOURS)."""
 
     def __init__(self, tmp: Path, *, registry_latency_s: float = 0.3, gemini_delay_s: float = 1.0,
                  rpm: int = 100_000, tpm: int = 10**9,
-                 settings: Settings | None = None) -> None:  # fmt: skip
+                 environ: dict[str, str] | None = None) -> None:  # fmt: skip
+        """`environ`: variables for every process of the stack (the Prefect server included)."""
         self.tmp = tmp
-        self.settings = settings
+        self.environ = environ or {}
         self.registry_latency_s = registry_latency_s
         self.gemini_delay_s = gemini_delay_s
         self.quota = (rpm, tpm)
@@ -67,15 +62,20 @@ class Stack:
         self.redis_port = free_port()
         self.supabase_port = free_port()
         self.key, self.gemini_key = uuid.uuid4().hex, uuid.uuid4().hex
+        self.mark = f"{MARK}={uuid.uuid4().hex}"
 
     def __enter__(self) -> Stack:
         stack = self._exit
+        saved = dict(os.environ)
+        stack.callback(lambda: (os.environ.clear(), os.environ.update(saved)))
+        self.start_reaper()
+        os.environ.update(self.environ)
         os.environ["PREFECT_HOME"] = str(self.tmp / "prefect")
+        os.environ[MARK] = self.mark.split("=", 1)[1]  # inherited by everything started below
         from deployments.up import prefect_server
 
-        settings = self.settings or load_settings()
         self.api = stack.enter_context(
-            prefect_server(self.tmp, port=free_port(), settings=settings)
+            prefect_server(self.tmp, port=free_port(), settings=load_settings())
         )
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: self.api}))
         self.dsn = create_database()
@@ -98,11 +98,30 @@ class Stack:
     def __exit__(self, *exc: Any) -> None:
         self._exit.close()
 
+    def start_reaper(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != MARK}
+        reaper = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("reaper.py")), self.mark],
+            stdin=subprocess.PIPE, env=env, start_new_session=True,
+        )  # fmt: skip
+        assert reaper.stdin is not None
+
+        def close() -> None:  # the normal end: it sweeps whatever the stops below left
+            reaper.stdin.close()
+            reaper.wait(60)
+
+        self._exit.callback(close)
+
+    def processes(self) -> list[int]:
+        """Every live process of the stack."""
+        return pids_with(self.mark.encode())
+
     # --- the services that faults restart
 
     def start_redis(self) -> None:
+        # set-proc-title no: its process title would overwrite the environment the reaper reads
         command = ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                   "--save", "", "--appendonly", "no"]  # fmt: skip
+                   "--save", "", "--appendonly", "no", "--set-proc-title", "no"]  # fmt: skip
         log = (self.tmp / "redis.log").open("ab")
         self.redis = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         log.close()
