@@ -80,7 +80,10 @@ def role(stack: Stack, pid: int) -> str | None:
             return module.replace("sandbox.", "stand-in ")
     host = next((i.split(b"=", 1)[1].decode() for i in environ
                  if i.startswith(b"REGISTRE_HOST_ID=")), "?")  # fmt: skip
-    if "worker" in words and "start" in words and "--pool" in words:
+    # Prefect's own worker (a Docker pool) or ours, which registre worker recycles
+    ours = "deployments.prefect_worker" in words
+    prefect_worker = ours or ("worker" in words and "start" in words)
+    if prefect_worker and "--pool" in words:
         return f"prefect worker {host}/{words[words.index('--pool') + 1]}"
     if "worker" in words and "--host-id" in words:
         return f"registre worker {host}"

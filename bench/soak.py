@@ -65,12 +65,15 @@ DOCUMENT_RUN_MIN_DAYS = 0.0417  # Prefect's vacuum keeps runs more than an hour 
 
 def retentions(minutes: float) -> dict[str, str]:
     """Retentions scaled to the run (2 hours: rebalance runs 10 min, events 1 h, document runs
-    1 h, the vacuum every 3 min); a variable already in the environment wins."""
+    1 h, the vacuum every 3 min), and the Prefect workers replaced every 30 runs (at the default
+    200, a 2-hour run's workers would grow without reaching it); a variable already in the
+    environment wins."""
     scaled = {
         "DOCUMENT_RUN_RETENTION_DAYS": str(DOCUMENT_RUN_MIN_DAYS),
         "REBALANCE_RUN_RETENTION_HOURS": f"{max(minutes / 12, 1) / 60:.4f}",
         "EVENT_RETENTION_HOURS": f"{max(minutes / 2, 2) / 60:.4f}",
         VACUUM_LOOP: f"{min(max(minutes * 60 / 40, 60), 300):.0f}",
+        "WORKER_RECYCLE_RUNS": "30",
     }
     return {name: os.environ.get(name) or value for name, value in scaled.items()}
 

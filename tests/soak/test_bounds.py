@@ -22,13 +22,14 @@ def soak():
 
 def test_a_two_hour_run_keeps_rebalance_runs_10_minutes_events_an_hour(soak, monkeypatch):
     for name in ("DOCUMENT_RUN_RETENTION_DAYS", "REBALANCE_RUN_RETENTION_HOURS",
-                 "EVENT_RETENTION_HOURS", soak.VACUUM_LOOP):  # fmt: skip
+                 "EVENT_RETENTION_HOURS", "WORKER_RECYCLE_RUNS", soak.VACUUM_LOOP):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     env = soak.retentions(120)
     assert float(env["REBALANCE_RUN_RETENTION_HOURS"]) * 60 == pytest.approx(10, abs=0.01)
     assert float(env["EVENT_RETENTION_HOURS"]) == pytest.approx(1)
     assert float(env["DOCUMENT_RUN_RETENTION_DAYS"]) * 86400 > 3600  # Prefect's minimum
     assert env[soak.VACUUM_LOOP] == "180"
+    assert env["WORKER_RECYCLE_RUNS"] == "30"  # recycled within the run
     monkeypatch.setenv("EVENT_RETENTION_HOURS", "0.5")  # the operator's choice wins
     assert soak.retentions(120)["EVENT_RETENTION_HOURS"] == "0.5"
 
