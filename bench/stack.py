@@ -22,8 +22,8 @@ import httpx
 import psycopg
 import redis
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from reaper import pids_with  # bench/reaper.py, beside this file
 
+from deployments.processes import pids_with
 from sandbox import gemini
 from sandbox import supabase as supabase_standin
 from sandbox.postgres import create_database, drop_database, insert_registry_accounts

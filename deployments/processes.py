@@ -36,9 +36,8 @@ def kill_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
 
 
-def marked(mark: str) -> list[int]:
-    """The live processes, this one aside, whose environment carries `mark`."""
-    needle = f"{MARK}={mark}".encode()
+def pids_with(needle: bytes) -> list[int]:
+    """The live processes, this one aside, whose environment holds `needle` (b"NAME=value")."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -52,21 +51,29 @@ def marked(mark: str) -> list[int]:
     return found
 
 
-def stop_marked(mark: str, grace_s: float = SWEEP_GRACE_S) -> list[int]:
-    """SIGTERM every process still carrying `mark`, SIGKILL those left after `grace_s`; returns
-    the pids found."""
-    found = marked(mark)
-    for pid in found:
+def marked(mark: str) -> list[int]:
+    """The live processes, this one aside, whose environment carries `mark`."""
+    return pids_with(f"{MARK}={mark}".encode())
+
+
+def stop_all(pids: list[int], grace_s: float = SWEEP_GRACE_S) -> list[int]:
+    """SIGTERM each of `pids`, SIGKILL those left after `grace_s`; returns `pids`."""
+    for pid in pids:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(alive(pid) for pid in found):
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
         time.sleep(0.2)
-    for pid in found:
+    for pid in pids:
         if alive(pid):
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    return found
+    return pids
+
+
+def stop_marked(mark: str, grace_s: float = SWEEP_GRACE_S) -> list[int]:
+    """Stop every process still carrying `mark` (stop_all); returns the pids found."""
+    return stop_all(marked(mark), grace_s)
 
 
 @contextmanager
