@@ -91,8 +91,9 @@ def role(stack: Stack, pid: int) -> str | None:
 
 
 def process_usage(stack: Stack) -> dict[str, float]:
-    """RSS (MB), open file descriptors and threads of each long-lived process, summed per role
-    (a restarted Prefect worker keeps its name); Chromium and flow-run process counts."""
+    """RSS (MB), open file descriptors and threads of each long-lived process, by role: the
+    largest process of the role (a restarted Prefect worker keeps its name; a retiring one beside
+    its replacement is not added to it); Chromium and flow-run process counts."""
     found: dict[str, float] = defaultdict(float)
     found["chromium processes"] = found["flow-run processes"] = 0
     for pid in stack.processes():
@@ -111,9 +112,10 @@ def process_usage(stack: Stack) -> dict[str, float]:
             fds = len(os.listdir(f"/proc/{pid}/fd"))
         except (OSError, StopIteration):
             continue  # it ended meanwhile
-        found[f"{name} RSS MB"] += rss_pages * PAGE_BYTES / MB
-        found[f"{name} fds"] += fds
-        found[f"{name} threads"] += threads
+        for quantity, value in (("RSS MB", rss_pages * PAGE_BYTES / MB), ("fds", fds),
+                                ("threads", threads)):  # fmt: skip
+            key = f"{name} {quantity}"
+            found[key] = max(found[key], value)
     return dict(found)
 
 
