@@ -205,10 +205,12 @@ def flow_run_pids(pids: list[int]) -> dict[int, str]:
 
 
 def is_prefect_worker(pid: int) -> bool:
+    """Prefect's own worker (a Docker pool) or ours (deployments/prefect_worker.py)."""
     try:
-        return b"worker\0start" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+    return b"worker\0start" in argv or b"deployments.prefect_worker" in argv
 
 
 def main() -> int:
