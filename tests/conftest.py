@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -17,12 +20,28 @@ from sandbox.postgres import create_database, drop_database
 from tasks.settings import Settings, load_settings
 from tasks.statuses import NAMES
 
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # Nothing from an operator's shell or .env may leak into a test.
 for name in list(os.environ):
     if name.endswith(("_SUPABASE_URL", "_SUPABASE_SERVICE_KEY")) or name.startswith("GEMINI_"):
         del os.environ[name]
+
+
+@pytest.fixture(scope="session")
+def bench_module() -> Callable[[str], ModuleType]:
+    """Imports a benchmark by its file name (bench/NAME.py): the benchmarks import each other
+    that way, so bench/ is on the path while it loads."""
+
+    def load(name: str) -> ModuleType:
+        sys.path.insert(0, str(BENCH))
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(str(BENCH))
+
+    return load
 
 
 @pytest.fixture

@@ -3,23 +3,14 @@ on made-up counts: repeats within the runs that were Running are explained, beyo
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 @pytest.fixture(scope="module")
-def checks():
-    sys.path.insert(0, str(BENCH))  # the benchmarks import each other by their file names
-    try:
-        import checks
-    finally:
-        sys.path.remove(str(BENCH))
-    return checks
+def checks(bench_module):
+    return bench_module("checks")
 
 
 def run(checks, stage, *spans, completed=True):

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.fixture(scope="module")
-def soak():
-    sys.path.insert(0, str(BENCH))  # the benchmarks import each other by their file names
-    try:
-        import soak
-    finally:
-        sys.path.remove(str(BENCH))
-    return soak
+def soak(bench_module):
+    return bench_module("soak")
 
 
 def test_a_two_hour_run_keeps_rebalance_runs_10_minutes_events_an_hour(soak, monkeypatch):

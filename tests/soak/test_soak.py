@@ -4,24 +4,16 @@ nothing lost or processed twice."""
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 # 5 minutes of stream, the stack's start and the drain: about 10 minutes on a loaded machine
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
-
-def test_a_five_minute_soak_grows_nothing_and_loses_nothing(capsys):
-    sys.path.insert(0, str(BENCH))  # the benchmarks import each other by their file names
-    try:
-        import soak
-    finally:
-        sys.path.remove(str(BENCH))
+def test_a_five_minute_soak_grows_nothing_and_loses_nothing(capsys, bench_module):
+    soak = bench_module("soak")
     began = time.monotonic()
     # a document every 30 s: a loaded 2-core machine finishes 1 to 3 a minute (20 s is the
     # default, for a quiet one)
