@@ -17,7 +17,6 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.dispatch import ControlPlane, Picture, dispatch, reconcile
-from tasks.orchestration import delete_ended_runs
 from tasks.pools import REBALANCE
 from tasks.ratelimit import WindowUsage
 from tasks.services import gemini_limiter
@@ -146,7 +145,7 @@ def forget_old_runs(cp: ControlPlane) -> int:
     db_vacuum has one retention for every deployment (the document runs')."""
     retention = timedelta(hours=cp.settings.rebalance_run_retention_hours)
     cutoff = datetime.now(UTC) - retention
-    return delete_ended_runs(cp.orchestrator.client, REBALANCE, cutoff, CLEANUP_BATCH)
+    return cp.orchestrator.delete_ended_runs(REBALANCE, cutoff, CLEANUP_BATCH)
 
 
 @flow(name=REBALANCE.flow)

@@ -100,13 +100,14 @@ def ensure_pools(
 
 
 class Orchestrator:
-    """The document deployments' runs and the limits of their pools, through one client."""
+    """The document deployments' runs and the limits of their pools, and the clean-up of a
+    deployment's old runs, through one client."""
 
     def __init__(self, client: SyncPrefectClient) -> None:
         self.client = client
-        self._ids: dict[DocumentDeployment, UUID] = {}
+        self._ids: dict[Deployment, UUID] = {}
 
-    def deployment_id(self, deployment: DocumentDeployment) -> UUID:
+    def deployment_id(self, deployment: Deployment) -> UUID:
         if deployment not in self._ids:
             self._ids[deployment] = self.client.read_deployment_by_name(deployment.full_name).id
         return self._ids[deployment]
@@ -193,36 +194,33 @@ class Orchestrator:
             )
         return changed
 
-
-def delete_ended_runs(
-    client: SyncPrefectClient, deployment: Deployment, ended_before: datetime, limit: int
-) -> int:
-    """Delete up to `limit` of the deployment's runs that ended before `ended_before`, with
-    their artifacts, which the server keeps; it deletes their task runs (foreign key) and,
-    since Prefect 3.4.9, their logs. Returns how many runs went."""
-    try:
-        deployment_id = client.read_deployment_by_name(deployment.full_name).id
-    except ObjectNotFound:
-        return 0
-    runs = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(TERMINAL_STATES))),
-            end_time=FlowRunFilterEndTime(before_=ended_before),
-        ),
-        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-        limit=limit,
-    )
-    if not runs:
-        return 0
-    # artifacts first: once its run is gone, nothing would find an artifact again
-    of_runs = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs]))
-    while artifacts := client.read_artifacts(artifact_filter=of_runs, limit=PAGE):
-        for artifact in artifacts:
-            with suppress(ObjectNotFound):  # another clean-up was first
-                client.delete_artifact(artifact.id)
-    deleted = 0
-    for run in runs:
-        with suppress(ObjectNotFound):
-            client.delete_flow_run(run.id)
-            deleted += 1
-    return deleted
+    def delete_ended_runs(self, deployment: Deployment, ended_before: datetime, limit: int) -> int:
+        """Delete up to `limit` of the deployment's runs that ended before `ended_before`, with
+        their artifacts, which the server keeps; it deletes their task runs (foreign key) and,
+        since Prefect 3.4.9, their logs. Returns how many runs went."""
+        try:
+            deployment_id = self.deployment_id(deployment)
+        except ObjectNotFound:
+            return 0
+        runs = self.client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(TERMINAL_STATES))),
+                end_time=FlowRunFilterEndTime(before_=ended_before),
+            ),
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+            limit=limit,
+        )
+        if not runs:
+            return 0
+        # artifacts first: once its run is gone, nothing would find an artifact again
+        of_runs = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs]))
+        while artifacts := self.client.read_artifacts(artifact_filter=of_runs, limit=PAGE):
+            for artifact in artifacts:
+                with suppress(ObjectNotFound):  # another clean-up was first
+                    self.client.delete_artifact(artifact.id)
+        deleted = 0
+        for run in runs:
+            with suppress(ObjectNotFound):
+                self.client.delete_flow_run(run.id)
+                deleted += 1
+        return deleted

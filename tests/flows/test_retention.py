@@ -38,7 +38,7 @@ from pydantic import TypeAdapter
 from deployments.up import prefect_server
 from flows.rebalance import rebalance
 from tasks.capacity.budget import Budget
-from tasks.orchestration import delete_ended_runs
+from tasks.orchestration import Orchestrator
 from tasks.pools import REBALANCE, REGISTRE
 from tasks.services import capacity_manager, redis_client
 from tasks.settings import get_settings, load_settings
@@ -132,7 +132,7 @@ def test_the_rebalance_deletes_its_runs_past_their_retention_and_nothing_else(sy
         assert all(traces(client, run) == KEPT for run in [*old, recent, doc])
 
         cutoff = datetime.now(UTC) - timedelta(hours=24)
-        assert delete_ended_runs(client, REBALANCE, cutoff, limit=2) == 2  # one batch
+        assert Orchestrator(client).delete_ended_runs(REBALANCE, cutoff, limit=2) == 2  # one batch
         assert sum(traces(client, run)["run"] for run in old) == 1
     assert rebalance()["deleted"] == 1  # the flow's own tick takes the rest
 
