@@ -50,7 +50,7 @@ from checks import (  # bench/checks.py and bench/stack.py, beside this file
 )
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
-from stack import Stack, pids_with
+from stack import Stack, is_prefect_worker, pids_with
 
 from sandbox.registry import control
 
@@ -202,15 +202,6 @@ def flow_run_pids(pids: list[int]) -> dict[int, str]:
         except OSError:
             continue
     return runs
-
-
-def is_prefect_worker(pid: int) -> bool:
-    """Prefect's own worker (a Docker pool) or ours (deployments/prefect_worker.py)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"worker\0start" in argv or b"deployments.prefect_worker" in argv
 
 
 def main() -> int:

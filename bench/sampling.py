@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import redis
 from checks import FINAL  # bench/checks.py and bench/stack.py, beside this file
-from stack import Stack
+from stack import Stack, is_prefect_worker
 
 # The tables retention should bound: runs with their states, tasks, logs, artifacts; events.
 PREFECT_TABLES = ("flow_run", "flow_run_state", "task_run", "task_run_state", "log", "artifact",
@@ -80,10 +80,7 @@ def role(stack: Stack, pid: int) -> str | None:
             return module.replace("sandbox.", "stand-in ")
     host = next((i.split(b"=", 1)[1].decode() for i in environ
                  if i.startswith(b"REGISTRE_HOST_ID=")), "?")  # fmt: skip
-    # Prefect's own worker (a Docker pool) or ours, which registre worker recycles
-    ours = "deployments.prefect_worker" in words
-    prefect_worker = ours or ("worker" in words and "start" in words)
-    if prefect_worker and "--pool" in words:
+    if is_prefect_worker(pid) and "--pool" in words:
         return f"prefect worker {host}/{words[words.index('--pool') + 1]}"
     if "worker" in words and "--host-id" in words:
         return f"registre worker {host}"

@@ -35,13 +35,22 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MARK = "BENCH_STACK"
 
-__all__ = ["BIN", "ROOT", "Stack", "free_port", "pids_with"]
+__all__ = ["BIN", "ROOT", "Stack", "free_port", "is_prefect_worker", "pids_with"]
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def is_prefect_worker(pid: int) -> bool:
+    """Prefect's own worker (a Docker pool) or ours (deployments/prefect_worker.py)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"worker\0start" in argv or b"deployments.prefect_worker" in argv
 
 
 class Stack:
