@@ -211,6 +211,11 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=60.0, help="seconds between faults")
     parser.add_argument("--wave-timeout", type=float, default=1500)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--prefect-on-postgres",
+        action="store_true",
+        help="the Prefect server on PostgreSQL (production's) instead of SQLite",
+    )
     args = parser.parse_args()
 
     docs = catalogue()
@@ -222,7 +227,8 @@ def main() -> int:
     totals: Counter[str] = Counter()
     began = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="chaos-")
-    with tmp, Stack(Path(tmp.name), gemini_delay_s=0.5) as stack:
+    stack = Stack(Path(tmp.name), gemini_delay_s=0.5, prefect_on_postgres=args.prefect_on_postgres)
+    with tmp, stack:
         stack.deploy()
         for host in HOSTS:
             stack.start_host(host, **HOST_ENV)

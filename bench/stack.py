@@ -26,7 +26,12 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from deployments.processes import pids_with
 from sandbox import gemini
 from sandbox import supabase as supabase_standin
-from sandbox.postgres import create_database, drop_database, insert_registry_accounts
+from sandbox.postgres import (
+    create_database,
+    drop_database,
+    insert_registry_accounts,
+    prefect_database_url,
+)
 from sandbox.process import stop
 from sandbox.registry import serve as serve_registry
 from tasks.settings import load_settings
@@ -58,10 +63,13 @@ class Stack:
     retentions come from the settings the environment gives (e.g. EVENT_RETENTION_HOURS)."""
 
     def __init__(self, tmp: Path, *, registry_latency_s: float = 0.3, gemini_delay_s: float = 1.0,
-                 rpm: int = 100_000, tpm: int = 10**9,
-                 environ: dict[str, str] | None = None) -> None:  # fmt: skip
-        """`environ`: variables for every process of the stack (the Prefect server included)."""
+                 rpm: int = 100_000, tpm: int = 10**9, environ: dict[str, str] | None = None,
+                 prefect_on_postgres: bool = False) -> None:  # fmt: skip
+        """`environ`: variables for every process of the stack (the Prefect server included).
+        `prefect_on_postgres`: the Prefect server on a throwaway PostgreSQL database, as
+        production's, instead of SQLite."""
         self.tmp = tmp
+        self.prefect_on_postgres = prefect_on_postgres
         self.environ = environ or {}
         self.registry_latency_s = registry_latency_s
         self.gemini_delay_s = gemini_delay_s
@@ -83,6 +91,9 @@ class Stack:
         os.environ[MARK] = self.mark.split("=", 1)[1]  # inherited by everything started below
         from deployments.up import prefect_server
 
+        if self.prefect_on_postgres:
+            url = os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database_url()
+            stack.callback(drop_database, url)  # after the server has stopped
         self.api = stack.enter_context(
             prefect_server(self.tmp, port=free_port(), settings=load_settings())
         )

@@ -16,6 +16,7 @@ import httpx
 from dotenv import dotenv_values
 from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_API_PORT, temporary_settings
 
+from deployments import server_database
 from deployments.deploy import PREFECT, deploy
 from deployments.processes import kill_group, process_tree, stop_signals_interrupt
 from deployments.worker import POOLS, run_host
@@ -35,6 +36,8 @@ SERVER_ENV = {
         "prefect.server.concurrency.lease_storage.filesystem"
     ),
 }
+# A first start on PostgreSQL runs all of Prefect's migrations: a minute or more on a busy machine.
+START_TIMEOUT_S = 300
 VACUUM_LOOP_S = (60, 3600)  # the db_vacuum loop: at least a minute apart, at most Prefect's hour
 
 
@@ -55,10 +58,15 @@ def retention_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def operator_env() -> dict[str, str]:
+    """What the operator set, in `.env` (which Prefect reads too) or the environment."""
+    return {**{k: v for k, v in dotenv_values(".env").items() if v}, **os.environ}
+
+
 def server_env(settings: Settings, api: str) -> dict[str, str]:
     """The server's environment. The derived retention is a default: a PREFECT_SERVER_* variable
-    the operator set (in the environment or `.env`, which Prefect reads too) wins."""
-    own = {k for k, v in dotenv_values(".env").items() if v} | set(os.environ)
+    the operator set wins."""
+    own = operator_env()
     derived = {k: v for k, v in retention_env(settings).items() if k not in own}
     return {"PREFECT_UI_API_URL": api, **derived, **os.environ, **SERVER_ENV}
 
@@ -66,6 +74,8 @@ def server_env(settings: Settings, api: str) -> dict[str, str]:
 @contextmanager
 def prefect_server(run_dir: Path, port: int = 4200, *, settings: Settings) -> Iterator[str]:
     api = f"http://127.0.0.1:{port}/api"
+    if url := server_database.configured_url(operator_env()):
+        server_database.prepare(url)  # PostgreSQL: the database and pg_trgm, or a clear error
     log = (run_dir / "prefect-server.log").open("ab")
     command = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     # its own session: on Ctrl-C the workers stop first, the server last. The UI is told where
@@ -78,7 +88,7 @@ def prefect_server(run_dir: Path, port: int = 4200, *, settings: Settings) -> It
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{api}/health", timeout=2).status_code == 200:
@@ -89,7 +99,9 @@ def prefect_server(run_dir: Path, port: int = 4200, *, settings: Settings) -> It
                 raise RuntimeError(f"the Prefect server exited; see {log.name}")
             time.sleep(0.5)
         else:
-            raise RuntimeError(f"the Prefect server did not start in 120 s; see {log.name}")
+            raise RuntimeError(
+                f"the Prefect server did not start in {START_TIMEOUT_S} s; see {log.name}"
+            )
         logger.info("Prefect server at %s (UI: http://127.0.0.1:%d)", api, port)
         yield api
     finally:

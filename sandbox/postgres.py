@@ -21,6 +21,13 @@ def create_database(prefix: str = "rf_test") -> str:
     return dsn
 
 
+def prefect_database_url(prefix: str = "rf_prefect") -> str:
+    """A Prefect server database's URL, for a throwaway database not yet made: `registre up`
+    makes it (deployments/server_database.py). drop_database takes the URL too."""
+    dsn = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{dsn}/{prefix}_{uuid.uuid4().hex[:10]}"
+
+
 def drop_database(dsn: str) -> None:
     name = dsn.rsplit("/", 1)[1]
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:

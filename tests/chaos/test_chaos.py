@@ -15,10 +15,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1600)]
 CHAOS = Path(__file__).resolve().parents[2] / "bench" / "chaos.py"
 
 
-def test_a_small_chaos_run_loses_and_duplicates_nothing(capsys):
+def test_a_small_chaos_run_on_a_postgresql_prefect_server_loses_and_duplicates_nothing(capsys):
     done = subprocess.run(
         [sys.executable, str(CHAOS), "--documents", "12", "--kills", "3", "--every", "15",
-         "--wave-timeout", "900"],
+         "--wave-timeout", "900", "--prefect-on-postgres"],
         capture_output=True, text=True, timeout=1500,
     )  # fmt: skip
     with capsys.disabled():

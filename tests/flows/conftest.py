@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,21 +25,38 @@ from tasks.pools import REBALANCE
 from tasks.settings import get_settings, load_settings
 
 
+@contextmanager
+def throwaway_prefect_server(home: Path, **environ: str) -> Iterator[str]:
+    """A throwaway Prefect server started as `registre up` starts its own, made the current one
+    (and the previous one again after). `environ`: the server's own, e.g. its database URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    names = ("PREFECT_HOME", "PREFECT_API_URL", *environ)
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(environ, PREFECT_HOME=str(home))  # the database, and the workers' files
+    try:
+        with (
+            prefect_server(home, port, settings=load_settings()) as api,
+            temporary_settings(updates={PREFECT_API_URL: api}),
+        ):
+            os.environ["PREFECT_API_URL"] = api
+            yield api
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """One throwaway Prefect server (SQLite) for every flow test, started as `registre up`
     starts its own: `prefect_test_harness`'s server is ephemeral and runs no scheduler, so the
-    rebalance's schedule would never make a run. Starting one costs ~20 s."""
-    home = tmp_path_factory.mktemp("prefect-server")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    os.environ["PREFECT_HOME"] = str(home)  # the server's database, and the workers' files
-    with (
-        prefect_server(home, port, settings=load_settings()) as api,
-        temporary_settings(updates={PREFECT_API_URL: api}),
-    ):
-        os.environ["PREFECT_API_URL"] = api
+    rebalance's schedule would never make a run. Starting one costs ~20 s. A module that needs
+    another server (PostgreSQL's) overrides this fixture."""
+    with throwaway_prefect_server(tmp_path_factory.mktemp("prefect-server")):
         yield
 
 

@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from prefect.client.schemas.objects import StateType
@@ -21,61 +20,21 @@ from tasks.services import capacity_manager, redis_client
 from tasks.settings import get_settings
 from tasks.statuses import SEED
 
+from .control_plane import (
+    ACTE,
+    INDEX,
+    ONE_SLOT,
+    acte_columns,
+    capacity_leases,
+    flow_run_pid,
+    index_columns,
+    limits_in_prefect,
+    plan_columns,
+    run_of,
+    state_of,
+)
+
 pytestmark = pytest.mark.slow
-
-INDEX = INDEX_DOCUMENTS[0]
-ACTE = next(a for a in ACTES if not a.paper_only)
-PLAN = PLANS[0]
-# 16 vCPU / 32 GB less 20 %: one registre run beside the OCR minimums, two OCR runs
-ONE_SLOT = {"SERVER_MAX_CPU": "16", "SERVER_MAX_RAM": "32", "WORKER_COUNT": "1",
-            "OCR_WORKER_POOL_SIZE": "2"}  # fmt: skip
-
-
-def index_columns(doc=INDEX):
-    return {"document_number": doc.lot, "circonscription_fonciere": doc.circonscription,
-            "cadastre": doc.cadastre, "designation_secondaire": doc.designation}  # fmt: skip
-
-
-def acte_columns(acte=ACTE):
-    return {"document_number": acte.numero, "circonscription_fonciere": acte.circonscription,
-            "acte_type": acte.type_document}  # fmt: skip
-
-
-def plan_columns(plan=PLAN):
-    return {"document_number": plan.lot, "circonscription_fonciere": plan.circonscription,
-            "cadastre": plan.cadastre, "designation_secondaire": plan.designation}  # fmt: skip
-
-
-def flow_run_pid(run_id: str) -> int | None:
-    marker = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "environ").read_bytes().split(b"\0"):
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
-
-
-def run_of(system, job_id: str, flow: str = "registre"):
-    for run in system.runs():
-        if run.parameters.get("job_id") == job_id and run.name.startswith(flow):
-            return run
-    return None
-
-
-def state_of(system, run_id):
-    with system.client() as client:
-        return client.read_flow_run(run_id).state
-
-
-def capacity_leases(owner_part: str) -> list[dict]:
-    manager = capacity_manager(get_settings(), redis_client(get_settings()))
-    try:
-        return [w for w in manager.status().workers if owner_part in str(w["workerId"])]
-    finally:
-        manager.client.close()
 
 
 def test_a_run_killed_mid_download_is_taken_back_at_once_and_done_exactly_once(system):
@@ -155,42 +114,6 @@ def test_a_stopped_host_lets_its_download_finish_and_leaves_nothing_running(syst
     assert not [r.name for r in documents if r.state.type in (StateType.RUNNING,
                                                                StateType.PENDING)]  # fmt: skip
     assert not capacity_leases("")
-
-
-def limits_in_prefect(system) -> dict[str, int | None]:
-    from tasks.orchestration import Orchestrator
-
-    with system.client() as client:
-        return Orchestrator(client).limits()
-
-
-def test_two_hosts_add_up_and_a_stopped_hosts_document_is_finished_by_the_other(system):
-    pipeline = system.pipeline
-    control.set_faults(pipeline.registry, latency_s=1.5)
-    job_id = pipeline.insert("index", **index_columns())
-    # h1: 16 vCPU, 1 registre + 2 OCR; h2: 24 vCPU, 2 registre + 3 OCR
-    system.start_host("h1", **ONE_SLOT, WORKER_DRAIN_SECONDS="0")
-    run = system.wait(lambda: (r := run_of(system, job_id)) and r.state.is_running() and r,
-                      120, "the registre run to start on h1")  # fmt: skip
-    system.start_host("h2", SERVER_MAX_CPU="24", SERVER_MAX_RAM="32", WORKER_COUNT="2",
-                      OCR_WORKER_POOL_SIZE="3")  # fmt: skip
-    both = {"registre": 3, "ocr": 5}
-    system.wait(lambda: {k: v for k, v in limits_in_prefect(system).items() if k in both} == both,
-                30, "the pool limits to be the sums")  # fmt: skip
-
-    assert system.stop_host("h1") == 0  # no time to drain: its run is stopped and given back
-    after_stop = pipeline.row(job_id)
-    assert after_stop["attemtps"] == 0, after_stop["error_message"]
-
-    assert state_of(system, run.id).type is StateType.CRASHED
-    alone = {"registre": 2, "ocr": 3}
-    system.wait(lambda: {k: v for k, v in limits_in_prefect(system).items() if k in alone} == alone,
-                30, "the limits to shrink to h2's")  # fmt: skip
-    control.set_faults(pipeline.registry, latency_s=0)
-    system.wait(lambda: pipeline.row(job_id)["status_id"] == SEED.done, 240, "h2 to finish it")
-    row = pipeline.row(job_id)
-    assert row["attemtps"] == 0, row["error_message"]  # a host's stop is not the document's fault
-    assert len([r for r in system.runs("registre") if r.parameters["job_id"] == job_id]) == 2
 
 
 def test_the_rebalance_follows_the_queue_and_reports_it(system):
