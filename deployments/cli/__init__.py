@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from deployments.cli import capacity, config, hosts, queue, stand_ins
+from deployments.cli import capacity, config, hosts, image, queue, stand_ins
 
 # markdown: docstrings wrapped at 100 columns read as paragraphs, not as broken lines
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(config.db_app, name="db")
 app.add_typer(queue.queue_app, name="queue")
 app.add_typer(config.config_app, name="config")
 app.add_typer(capacity.capacity_app, name="capacity")
+app.add_typer(image.image_app, name="image")
 
 
 @app.callback()

@@ -30,6 +30,7 @@ from deployments.docker import (
     docker_templates,
     pull_steps,
 )
+from deployments.image import CONTEXT, content_tag
 from tasks.pools import (
     CONTROL_POOL,
     OCR_ACTE,
@@ -212,13 +213,43 @@ def in_context(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
     return sent
 
 
+def copied_from_the_context() -> list[str]:
+    """The Dockerfile's COPY sources from the build context (not from a stage), less the
+    optional pip bundle."""
+    copies = re.findall(r"^COPY\s+(?!--from)(.+?)\s+\S+$", dockerfile(), re.MULTILINE)
+    return [s.rstrip("/") for line in copies for s in line.split() if "[" not in s]
+
+
+def test_registre_image_build_puts_in_its_context_what_the_dockerfile_copies():
+    assert set(CONTEXT) == {"Dockerfile", *copied_from_the_context()}
+
+
+def test_the_image_tag_follows_the_code_not_its_bytecode(tmp_path):
+    for name in CONTEXT:
+        if (ROOT / name).is_file():
+            (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+        else:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "a.py").write_text("A = 1\n")
+    tag = content_tag("sha256:base", b"")
+    assert content_tag("sha256:base", b"", tmp_path) == content_tag("sha256:base", b"", tmp_path)
+    first = content_tag("sha256:base", b"", tmp_path)
+    (tmp_path / "tasks" / "__pycache__").mkdir()
+    (tmp_path / "tasks" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"bytecode")
+    assert content_tag("sha256:base", b"", tmp_path) == first
+    assert content_tag("sha256:other", b"", tmp_path) != first
+    assert content_tag("sha256:base", b"a bundle", tmp_path) != first
+    (tmp_path / "tasks" / "a.py").write_text("A = 2\n")
+    assert content_tag("sha256:base", b"", tmp_path) != first
+    assert tag == content_tag("sha256:base", b"")  # the checkout's own is stable
+
+
 def test_the_build_context_has_what_the_image_copies_and_no_settings_file():
     rules = dockerignore_rules()
     for name in (".env", ".env.prod", "tests/unit/test_pools.py", ".git/config",
                  "tasks/__pycache__/x.pyc", ".venv/bin/python"):  # fmt: skip
         assert not in_context(name, rules), name
-    copies = re.findall(r"^COPY\s+(.+?)\s+\S+$", dockerfile(), re.MULTILINE)
-    sources = [s.rstrip("/") for line in copies for s in line.split()]
+    sources = copied_from_the_context()
     for source in sources:
         assert (ROOT / source).exists(), source
         assert in_context(source, rules), source
