@@ -9,11 +9,12 @@ FROM ${BASE} AS runtime
 
 # Debian's Chromium, with the libraries it depends on; Playwright drives it, since
 # tasks/registry/browser.py falls back to /usr/bin/chromium when Playwright's own browser is not
-# installed. Not pinned: Debian ships Chromium's security fixes as new versions, and an old pin
+# installed; libatomic1 for Playwright's own Node.js driver, which does not start without it. Not
+# pinned: Debian ships Chromium's security fixes as new versions, and an old pin
 # stops building once the archive drops it.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends chromium fonts-liberation \
+    && apt-get install -y --no-install-recommends chromium fonts-liberation libatomic1 \
     && rm -rf /var/lib/apt/lists/*
 
 # The project lives in its own virtualenv: the same on Debian's Python and on python:3.11-slim.

@@ -50,12 +50,13 @@ def free_port() -> int:
 
 
 def is_prefect_worker(pid: int) -> bool:
-    """Prefect's own worker (a Docker pool) or ours (deployments/prefect_worker.py)."""
+    """Prefect's own worker or ours (deployments/prefect_worker.py, docker_worker.py)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"worker\0start" in argv or b"deployments.prefect_worker" in argv
+    ours = (b"deployments.prefect_worker", b"deployments.docker_worker")
+    return b"worker\0start" in argv or any(module in argv for module in ours)
 
 
 class Stack:

@@ -64,18 +64,19 @@ def flow_run_id(pid: int) -> str:
     return ""
 
 
-def process_pools(pools: tuple[str, ...]) -> set[str]:
-    """The pools of type `process`: their workers are ours (deployments/prefect_worker.py)."""
+def pool_types(pools: tuple[str, ...]) -> dict[str, str]:
+    """Each pool's type, which decides its worker: ours for `process` pools
+    (deployments/prefect_worker.py) and `docker` pools (deployments/docker_worker.py),
+    Prefect's own for any other."""
     from prefect import get_client
 
-    found = set()
+    found = {}
     with get_client(sync_client=True) as client:
         for pool in pools:
             try:
-                if client.read_work_pool(pool).type == "process":
-                    found.add(pool)
+                found[pool] = client.read_work_pool(pool).type
             except Exception as exc:  # not deployed yet: Prefect's worker creates it
-                logger.warning("pool %s: %s; its worker will not be recycled", pool, exc)
+                logger.warning("pool %s: %s; Prefect's own worker will serve it", pool, exc)
     return found
 
 
@@ -86,7 +87,7 @@ class Host:
         self.host_id = settings.host_id()
         self.workers: dict[str, subprocess.Popen[bytes]] = {}  # the one polling, per pool
         self.retiring: list[subprocess.Popen[bytes]] = []  # replaced, finishing their runs
-        self.recyclable: set[str] = set()  # pools whose worker is ours (process pools)
+        self.types: dict[str, str] = {}  # each pool's type, as the Prefect server says
         self.runs: dict[int, str] = {}  # flow-run processes seen, pid -> flow-run id
         self.pool_of: dict[int, str] = {}  # flow-run process -> its pool
         self.started: dict[str, int] = {}  # runs the polling worker of a pool has started
@@ -99,11 +100,13 @@ class Host:
     def start_worker(self, pool: str, limit: int, inherit: list[int] | None = None) -> None:
         log = (self.run_dir / f"worker-{self.host_id}-{pool}.log").open("ab")
         name = ["--pool", pool, "--limit", str(limit), "--name", f"{self.host_id}-{pool}"]
-        if pool in self.recyclable:
+        if self.types.get(pool) == "process":
             command = [sys.executable, "-m", "deployments.prefect_worker", *name]
             command += ["--retired-file", str(self.retired_file(pool))]
             command += [arg for pid in inherit or [] for arg in ("--inherit", str(pid))]
-        else:  # a Docker pool: Prefect's own worker, never recycled
+        elif self.types.get(pool) == "docker":  # never recycled: its runs are containers
+            command = [sys.executable, "-m", "deployments.docker_worker", *name]
+        else:
             command = [PREFECT, "worker", "start", *name]
         env = {**os.environ, **WORKER_ENV, "REGISTRE_HOST_ID": self.host_id}
         # its own session: a Ctrl-C in the terminal reaches this process only, which drains
@@ -133,7 +136,7 @@ class Host:
         the runs it was submitting; the new one counts them against its limit until they end,
         while the old one waits for them and exits."""
         old = self.workers[pool]
-        if pool not in self.recyclable or old.poll() is not None:
+        if self.types.get(pool) != "process" or old.poll() is not None:
             return
         reason = policy.reason(self.started[pool], rss_mb(old.pid))
         if reason is None:
@@ -270,7 +273,7 @@ def _run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None
             )
         )
         cp = stack.enter_context(ControlPlane.open(settings)) if documents else None
-        host.recyclable = process_pools(pools)
+        host.types = pool_types(pools)
         for pool in pools:
             if limits[pool] > 0:
                 host.start_worker(pool, limits[pool])

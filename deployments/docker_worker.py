@@ -1,0 +1,66 @@
+"""The Prefect worker `registre worker` starts for a Docker pool: prefect-docker's DockerWorker,
+reporting how a run's container really ended.
+
+prefect-docker 0.7 takes a container's exit code from its state as last inspected, while it
+still ran (0), when its output is not streamed: a run's container killed by `docker kill`, by the
+kernel at its memory limit or by a host's restart was left Running in Prefect, its Crashed state
+coming only from the rebalance's reconcile once its capacity lease had expired, and a rebalance
+container killed so kept the next rebalances out (`concurrency_limit: 1`) until the server let
+its slot go. Here the code `docker wait` returns is the run's: a killed container is Crashed at
+once ("exit code 137").
+
+Run as `python -m deployments.docker_worker --pool P --limit N --name W`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Generator
+from contextlib import suppress
+from typing import Any
+
+import anyio
+from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
+from prefect.utilities.processutils import setup_signal_handlers_worker
+from prefect_docker.worker import DockerWorker, DockerWorkerJobConfiguration
+
+
+class ExitCodeDockerWorker(DockerWorker):
+    def _watch_container(
+        self, docker_client: Any, container_id: str, configuration: DockerWorkerJobConfiguration
+    ) -> Generator[Any, None, None]:
+        if configuration.stream_output:  # it inspects the container again after its output
+            yield from super()._watch_container(docker_client, container_id, configuration)
+            return
+        container = docker_client.containers.get(container_id)
+        self._logger.info(f"Docker container {container.name!r} has status {container.status!r}")
+        yield container
+        exit_code = container.wait()["StatusCode"]
+        container.attrs["State"].update(Status="exited", ExitCode=exit_code)
+        self._logger.info(f"Docker container {container.name!r} exited with code {exit_code}")
+        yield container
+
+
+async def serve(args: argparse.Namespace) -> None:
+    setup_signal_handlers_worker(os.getpid(), "the Docker worker", print)
+    worker = ExitCodeDockerWorker(
+        work_pool_name=args.pool,
+        name=args.name,
+        limit=args.limit,
+        heartbeat_interval_seconds=int(PREFECT_WORKER_HEARTBEAT_SECONDS.value()),
+        create_pool_if_not_found=False,
+    )
+    await worker.start()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m deployments.docker_worker")
+    parser.add_argument("--pool", required=True)
+    parser.add_argument("--limit", type=int, required=True)
+    parser.add_argument("--name", required=True)
+    with suppress(KeyboardInterrupt):  # SIGINT or SIGTERM: Prefect's handler has said so
+        anyio.run(serve, parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
