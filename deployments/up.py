@@ -64,20 +64,22 @@ def operator_env() -> dict[str, str]:
 
 
 def server_env(settings: Settings, api: str) -> dict[str, str]:
-    """The server's environment. The derived retention is a default: a PREFECT_SERVER_* variable
-    the operator set wins."""
+    """The server's environment. Where the UI finds the API and the derived retention are
+    defaults: a variable the operator set wins (a proxy's address, a retention of their own)."""
     own = operator_env()
-    derived = {k: v for k, v in retention_env(settings).items() if k not in own}
-    return {"PREFECT_UI_API_URL": api, **derived, **os.environ, **SERVER_ENV}
+    defaults = {"PREFECT_UI_API_URL": api, **retention_env(settings)}
+    return {**{k: v for k, v in defaults.items() if k not in own}, **os.environ, **SERVER_ENV}
 
 
 @contextmanager
 def prefect_server(run_dir: Path, port: int = 4200, *, settings: Settings) -> Iterator[str]:
-    api = f"http://127.0.0.1:{port}/api"
+    # 127.0.0.1 unless the operator opens it to other hosts (PREFECT_SERVER_API_HOST=0.0.0.0)
+    host = operator_env().get("PREFECT_SERVER_API_HOST", "127.0.0.1")
+    api = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/api"
     if url := server_database.configured_url(operator_env()):
         server_database.prepare(url)  # PostgreSQL: the database and pg_trgm, or a clear error
     log = (run_dir / "prefect-server.log").open("ab")
-    command = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    command = [PREFECT, "server", "start", "--host", host, "--port", str(port)]
     # its own session: on Ctrl-C the workers stop first, the server last. The UI is told where
     # its API is (`--port` alone leaves it calling :4200), unless the operator set it (a proxy).
     process = subprocess.Popen(
