@@ -199,9 +199,10 @@ class Stack:
             env.pop(f"{name}_SUPABASE_SERVICE_KEY", None)
         return env
 
-    def deploy(self) -> None:
-        subprocess.run([BIN / "registre", "deploy"], env=self.env(), cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+    def deploy(self, *options: str) -> None:
+        """`registre deploy` with its options, e.g. "--docker", "--image", NAME."""
+        subprocess.run([BIN / "registre", "deploy", *options], env=self.env(), cwd=ROOT,
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
 
     def start_host(self, host_id: str, **extra: str) -> None:
         log = (self.tmp / f"host-{host_id}.log").open("ab")

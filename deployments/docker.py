@@ -5,6 +5,7 @@ code from the image. Pure functions of the settings; deployments/deploy.py appli
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,13 @@ def docker_templates(settings: Settings, options: DockerOptions) -> dict[str, di
         pool: docker_template(cost, options, chromium=pool == REGISTRE_POOL)
         for pool, cost in pool_costs(cost_table(settings)).items()
     }
+
+
+def settings_file(environ: Mapping[str, str]) -> str:
+    """What a Docker host's `--env-file` holds for its runs: the project's settings among
+    `environ` (the host's own), one `NAME=value` a line."""
+    names = {name.upper() for name in Settings.model_fields}
+    return "".join(f"{k}={v}\n" for k, v in sorted(environ.items()) if k in names)
 
 
 def pull_steps() -> list[dict[str, Any]]:

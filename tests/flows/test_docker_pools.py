@@ -3,15 +3,14 @@
 documents of each kind through registre and OCR, each run a container. What a container was is
 read from Docker itself (the engine's events and `inspect`), not from our templates.
 
-A Docker engine is started as these machines run one (PREFECT.md §15) when none answers, and
-stopped after. The module has a Prefect server of its own: a pool's type cannot change, and the
-other tests' pools are process pools."""
+A Docker engine is started as these machines run one (sandbox/docker_engine.py) when none
+answers, and stopped after. The module has a Prefect server of its own: a pool's type cannot
+change, and the other tests' pools are process pools."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -25,8 +24,9 @@ import pytest
 from docker.errors import DockerException, NotFound
 from prefect.client.schemas.objects import StateType
 
-from deployments.docker import CHROMIUM_SHM_SIZE
+from deployments.docker import CHROMIUM_SHM_SIZE, settings_file
 from deployments.image import build
+from sandbox.docker_engine import engine
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACCOUNTS, INDEX_DOCUMENTS
 from tasks.capacity.budget import WorkerKind, cost_table
@@ -46,7 +46,6 @@ from .control_plane import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-DOCKERD = ["dockerd", "--bridge=none", "--iptables=false", "--ip-masq=false"]
 HOST = "docker-1"
 # Each kind its own cost, so that each container shows its own kind's limits; a container may
 # not ask for more CPU than the machine has (2 here).
@@ -58,33 +57,14 @@ HOST_ENV = {"SERVER_MAX_CPU": "8", "SERVER_MAX_RAM": "16", "WORKER_COUNT": "1",
 MIB = 1024 * 1024
 
 
-def engine_answers() -> bool:
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
-
-
 @pytest.fixture(scope="module")
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.DockerClient]:
-    started = None
-    if not engine_answers():
-        if shutil.which("dockerd") is None:
-            pytest.fail("no Docker engine: `bash scripts/setup` installs docker.io")
-        log = (tmp_path_factory.mktemp("dockerd") / "dockerd.log").open("ab")
-        started = subprocess.Popen(DOCKERD, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not engine_answers():
-            assert started.poll() is None and time.monotonic() < deadline, (
-                f"dockerd did not start: see {log.name}"
-            )
-            time.sleep(0.5)
-    client = docker.from_env()
-    try:
-        yield client
-    finally:
-        client.close()
-        if started is not None:
-            started.terminate()
-            started.wait(60)
+    with engine(tmp_path_factory.mktemp("dockerd")):
+        client = docker.from_env()
+        try:
+            yield client
+        finally:
+            client.close()
 
 
 @pytest.fixture(scope="module")
@@ -143,15 +123,12 @@ def docker_system(
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     # the runs' settings: what the host runs with, in the file each container mounts
-    fields = {name.upper() for name in type(get_settings()).model_fields}
-    settings_file = tmp_path / "registre.env"
-    settings_file.write_text(
-        "".join(f"{k}={v}\n" for k, v in sorted(os.environ.items()) if k in fields)
-    )
-    settings_file.chmod(0o644)  # the image's user (uid 10001) reads it
+    env_file = tmp_path / "registre.env"
+    env_file.write_text(settings_file(os.environ))
+    env_file.chmod(0o644)  # the image's user (uid 10001) reads it
     done = subprocess.run(
         [REGISTRE, "deploy", "--docker", "--image", worker_image, "--env-file",
-         str(settings_file), "--network", "host"],
+         str(env_file), "--network", "host"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -159,7 +136,7 @@ def docker_system(
     containers.start()
     system = System(pipeline, None, tmp_path)
     try:
-        yield system, containers, settings_file
+        yield system, containers, env_file
     finally:
         # a host's stop does not reach its runs' containers: kill them while its Docker worker
         # still watches, so that their runs end Crashed (a rebalance left Running would keep
@@ -185,7 +162,7 @@ def secrets(pipeline) -> list[str]:
 
 
 def test_documents_of_each_kind_run_as_containers_held_to_their_costs(docker_system):
-    system, containers, settings_file = docker_system
+    system, containers, env_file = docker_system
     pipeline = system.pipeline
     jobs = {
         "index": pipeline.insert("index", **index_columns()),
@@ -219,7 +196,7 @@ def test_documents_of_each_kind_run_as_containers_held_to_their_costs(docker_sys
         assert host["NetworkMode"] == "host"
         [mount] = container["Mounts"]
         assert (mount["Source"], mount["Destination"], mount["RW"]) == (
-            str(settings_file),
+            str(env_file),
             "/opt/registre-flows/.env",
             False,
         )

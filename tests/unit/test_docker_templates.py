@@ -29,6 +29,7 @@ from deployments.docker import (
     deployment_job_variables,
     docker_templates,
     pull_steps,
+    settings_file,
 )
 from deployments.image import CONTEXT, content_tag
 from tasks.pools import (
@@ -258,3 +259,9 @@ def test_the_build_context_has_what_the_image_copies_and_no_settings_file():
         assert package in sources, package
     for entry in re.findall(r"entrypoint:\s*(\S+):", (ROOT / "prefect.yaml").read_text()):
         assert entry.split("/")[0] in sources and in_context(entry, rules), entry
+
+
+def test_a_docker_hosts_settings_file_holds_the_projects_settings_and_nothing_else():
+    environ = {"PROD_SUPABASE_URL": "http://db", "GEMINI_API_KEY": "k", "PATH": "/usr/bin",
+               "PREFECT_API_URL": "http://prefect/api", "HOME": "/root"}  # fmt: skip
+    assert settings_file(environ) == "GEMINI_API_KEY=k\nPROD_SUPABASE_URL=http://db\n"
