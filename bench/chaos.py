@@ -16,6 +16,11 @@ to zero; no Gemini 429 caused by our own traffic. Exit code 1 if any fails.
 
     .venv/bin/python bench/chaos.py                 # the large setting: 200 documents
     .venv/bin/python bench/chaos.py --documents 12 --kills 3 --every 15   # the test suite's
+    .venv/bin/python bench/chaos.py --docker --documents 60 --kills 10    # in containers
+
+With `--docker` the pools are Docker pools (the image built here on the local base, a Docker
+engine started if none answers): a run is killed with `docker kill` of its container, and a lost
+host takes its containers with it (their processes carry its REGISTRE_HOST_ID).
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
+import docker
 import httpx
 from checks import (  # bench/checks.py and bench/stack.py, beside this file
     FINAL,
@@ -52,6 +59,8 @@ from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from stack import Stack, is_prefect_worker, pids_with
 
+from deployments.image import build
+from sandbox.docker_engine import engine
 from sandbox.registry import control
 
 HOSTS = ("chaos-a", "chaos-b")
@@ -61,14 +70,19 @@ HOST_ENV = {
     "RETRY_BASE_SECONDS": "5", "GEMINI_MAX_RPM": "600", "GEMINI_MAX_TPM": "2000000",
     "WORKER_DRAIN_SECONDS": "60",
 }  # fmt: skip
+# A container may not ask for more vCPU than the machine has (2 here).
+DOCKER_COSTS = {"COST_REGISTRE_CPU": "1", "COST_INDEX_OCR_CPU": "1", "COST_ACTE_OCR_CPU": "1"}
 
 
 class Chaos(threading.Thread):
     """The faults, one every `every_s` seconds, in a shuffled order, until stopped."""
 
-    def __init__(self, stack: Stack, kills: int, every_s: float, seed: int) -> None:
+    def __init__(self, stack: Stack, kills: int, every_s: float, seed: int,
+                 host_env: dict[str, str], docker: Any = None) -> None:  # fmt: skip
+        """`docker`: a docker-py client when the pools are Docker pools."""
         super().__init__(name="chaos", daemon=True)
         self.stack, self.every_s = stack, every_s
+        self.host_env, self.docker = host_env, docker
         self.rng = random.Random(seed)
         others = ["gemini_storm", "gemini_5xx", "registry_slow", "session_expiry",
                   "registry_500", "stall_download", "redis_restart", "supabase_drop",
@@ -99,6 +113,8 @@ class Chaos(threading.Thread):
         return [p for p in pids_with_prefix(marker) if p in ours]
 
     def kill_run(self) -> str | None:
+        if self.docker is not None:
+            return self.kill_container()
         runs = flow_run_pids(self._our(b"PREFECT__FLOW_RUN_ID="))
         if not runs:
             return None
@@ -106,6 +122,16 @@ class Chaos(threading.Thread):
         os.kill(pid, signal.SIGKILL)
         self.killed_runs.add(run_id)
         return f"SIGKILL flow run {run_id} (pid {pid})"
+
+    def kill_container(self) -> str | None:
+        found = self.docker.containers.list(filters={"label": "io.prefect.flow-run-id"})
+        if not found:
+            return None
+        container = self.rng.choice(sorted(found, key=lambda c: c.id))
+        container.kill()
+        run_id = container.labels["io.prefect.flow-run-id"]
+        self.killed_runs.add(run_id)
+        return f"docker kill {container.name} (flow run {run_id})"
 
     def kill_worker(self) -> str | None:
         workers = [p for p in self._our(b"PREFECT_WORKER_QUERY_SECONDS=") if is_prefect_worker(p)]
@@ -119,7 +145,7 @@ class Chaos(threading.Thread):
         host = HOSTS[1]
         killed = self.stack.kill_host(host)
         time.sleep(3)
-        self.stack.start_host(host, **HOST_ENV)
+        self.stack.start_host(host, **self.host_env)
         return f"host {host} lost ({killed} processes SIGKILLed) and started again"
 
     def redis_restart(self) -> str:
@@ -211,6 +237,7 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=60.0, help="seconds between faults")
     parser.add_argument("--wave-timeout", type=float, default=1500)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--docker", action="store_true", help="Docker pools: each run a container")
     parser.add_argument(
         "--prefect-on-postgres",
         action="store_true",
@@ -228,11 +255,21 @@ def main() -> int:
     began = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="chaos-")
     stack = Stack(Path(tmp.name), gemini_delay_s=0.5, prefect_on_postgres=args.prefect_on_postgres)
-    with tmp, stack:
-        stack.deploy()
+    host_env = {**HOST_ENV, **DOCKER_COSTS} if args.docker else HOST_ENV
+    with tmp, ExitStack() as contexts:
+        client = None
+        if args.docker:
+            contexts.enter_context(engine(Path(tmp.name)))
+            image = build(local=True)
+            client = contexts.enter_context(closing(docker.from_env()))
+        contexts.enter_context(stack)
+        if args.docker:
+            stack.deploy_docker(image, **host_env)
+        else:
+            stack.deploy()
         for host in HOSTS:
-            stack.start_host(host, **HOST_ENV)
-        chaos = Chaos(stack, args.kills, args.every, args.seed)
+            stack.start_host(host, **host_env)
+        chaos = Chaos(stack, args.kills, args.every, args.seed, host_env, client)
         time.sleep(10)  # the hosts register and their workers poll
         chaos.start()
         statuses: Counter[int] = Counter()

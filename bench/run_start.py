@@ -18,7 +18,6 @@ from pathlib import Path
 from prefect import get_client
 from stack import Stack  # bench/stack.py, beside this file
 
-from deployments.docker import settings_file
 from deployments.image import build
 from sandbox.docker_engine import engine
 from sandbox.registry.catalogue import ACTES
@@ -80,10 +79,7 @@ def main() -> None:
             process = start_costs(stack, args.documents)
             stack.stop_hosts()
             delete_pools()
-            env_file = Path(tmp) / "registre.env"
-            env_file.write_text(settings_file(stack.env(**HOST_ENV)))
-            env_file.chmod(0o644)
-            stack.deploy("--docker", "--image", image, "--env-file", str(env_file))
+            stack.deploy_docker(image, **HOST_ENV)
             stack.start_host("bench", **HOST_ENV)
             container = start_costs(stack, args.documents)
     print(f"image {image}: {int(size) / 1e9:.2f} GB; build {cold_s:.0f} s (0 if it was there),"

@@ -23,6 +23,7 @@ import psycopg
 import redis
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from deployments.docker import settings_file
 from deployments.processes import pids_with
 from sandbox import gemini
 from sandbox import supabase as supabase_standin
@@ -47,6 +48,15 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def remove_run_containers() -> None:
+    """Every flow run's container on this machine's engine, running or not (the reaper, which
+    finds processes by their environment, does not see into them)."""
+    found = subprocess.run(["docker", "ps", "-aq", "--filter", "label=io.prefect.flow-run-id"],
+                           capture_output=True, text=True).stdout.split()  # fmt: skip
+    if found:
+        subprocess.run(["docker", "rm", "-f", *found], capture_output=True)
 
 
 def is_prefect_worker(pid: int) -> bool:
@@ -203,6 +213,15 @@ class Stack:
         """`registre deploy` with its options, e.g. "--docker", "--image", NAME."""
         subprocess.run([BIN / "registre", "deploy", *options], env=self.env(), cwd=ROOT,
                        check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+
+    def deploy_docker(self, image: str, **extra: str) -> None:
+        """`registre deploy --docker` on the host's network, the runs' settings file written from
+        what the hosts run with (`extra` included); the runs' containers are removed at the end."""
+        env_file = self.tmp / "registre.env"
+        env_file.write_text(settings_file(self.env(**extra)))
+        env_file.chmod(0o644)  # the image's user reads it
+        self.deploy("--docker", "--image", image, "--env-file", str(env_file), "--network", "host")
+        self._exit.callback(remove_run_containers)
 
     def start_host(self, host_id: str, **extra: str) -> None:
         log = (self.tmp / f"host-{host_id}.log").open("ab")

@@ -112,8 +112,9 @@ def docker_templates(settings: Settings, options: DockerOptions) -> dict[str, di
 
 def settings_file(environ: Mapping[str, str]) -> str:
     """What a Docker host's `--env-file` holds for its runs: the project's settings among
-    `environ` (the host's own), one `NAME=value` a line."""
-    names = {name.upper() for name in Settings.model_fields}
+    `environ` (the host's own), one `NAME=value` a line; not the host's id, which its Docker
+    worker gives each container (deployments/docker_worker.py)."""
+    names = {name.upper() for name in Settings.model_fields} - {"REGISTRE_HOST_ID"}
     return "".join(f"{k}={v}\n" for k, v in sorted(environ.items()) if k in names)
 
 

@@ -1,9 +1,9 @@
 """`registre worker`: one host. Registers its budget and what it can run (heartbeat), starts a
 Prefect worker per pool with `--limit` from that (deployments/prefect_worker.py for a process
-pool, deployments/docker_worker.py for a Docker pool), replaces a process pool's worker before it
-grows far (deployments/recycle.py), dispatches documents (one host at a time), and on SIGTERM or Ctrl-C
-stops taking runs, lets the runs in progress finish, settles whatever it had to stop, and
-unregisters."""
+pool, deployments/docker_worker.py for a Docker pool), replaces a process pool's worker before
+it grows far (deployments/recycle.py), dispatches documents (one host at a time), and on SIGTERM
+or Ctrl-C stops taking runs, lets the runs in progress finish, settles whatever it had to stop,
+and unregisters."""
 
 from __future__ import annotations
 

@@ -261,7 +261,8 @@ def test_the_build_context_has_what_the_image_copies_and_no_settings_file():
         assert entry.split("/")[0] in sources and in_context(entry, rules), entry
 
 
-def test_a_docker_hosts_settings_file_holds_the_projects_settings_and_nothing_else():
+def test_a_docker_hosts_settings_file_holds_the_projects_settings_but_the_hosts_id():
     environ = {"PROD_SUPABASE_URL": "http://db", "GEMINI_API_KEY": "k", "PATH": "/usr/bin",
-               "PREFECT_API_URL": "http://prefect/api", "HOME": "/root"}  # fmt: skip
+               "PREFECT_API_URL": "http://prefect/api", "HOME": "/root",
+               "REGISTRE_HOST_ID": "h1"}  # fmt: skip
     assert settings_file(environ) == "GEMINI_API_KEY=k\nPROD_SUPABASE_URL=http://db\n"
