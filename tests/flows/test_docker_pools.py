@@ -238,6 +238,7 @@ def test_a_container_killed_mid_download_is_taken_back_and_downloaded_once_more(
     assert len(registre_runs) == 2
     system.wait(lambda: not any(capacity_leases(f"{flow}:") for flow in BY_FLOW), 60,
                 "every document run's capacity back")  # fmt: skip
-    running = [c for c in containers.client.containers.list()
-               if c.labels.get("io.prefect.flow-name") in BY_FLOW]  # fmt: skip
-    assert not running, [c.name for c in running]
+    # the last run (its OCR) settles its row, then runs its hooks and exits
+    system.wait(lambda: not [c for c in containers.client.containers.list()
+                             if c.labels.get("io.prefect.flow-name") in BY_FLOW],
+                60, "no document run's container left")  # fmt: skip
