@@ -23,9 +23,10 @@ from contextlib import suppress
 from typing import Any
 
 import anyio
-from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
 from prefect.utilities.processutils import setup_signal_handlers_worker
 from prefect_docker.worker import DockerWorker, DockerWorkerJobConfiguration
+
+from deployments.worker_args import worker_options, worker_parser
 
 
 class HostDockerWorker(DockerWorker):
@@ -53,21 +54,11 @@ class HostDockerWorker(DockerWorker):
 
 async def serve(args: argparse.Namespace) -> None:
     setup_signal_handlers_worker(os.getpid(), "the Docker worker", print)
-    worker = HostDockerWorker(
-        work_pool_name=args.pool,
-        name=args.name,
-        limit=args.limit,
-        heartbeat_interval_seconds=int(PREFECT_WORKER_HEARTBEAT_SECONDS.value()),
-        create_pool_if_not_found=False,
-    )
-    await worker.start()
+    await HostDockerWorker(**worker_options(args)).start()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m deployments.docker_worker")
-    parser.add_argument("--pool", required=True)
-    parser.add_argument("--limit", type=int, required=True)
-    parser.add_argument("--name", required=True)
+    parser = worker_parser("python -m deployments.docker_worker")
     with suppress(KeyboardInterrupt):  # SIGINT or SIGTERM: Prefect's handler has said so
         anyio.run(serve, parser.parse_args())
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import anyio
 from prefect.client.schemas.objects import FlowRun
-from prefect.settings import PREFECT_WORKER_HEARTBEAT_SECONDS
 from prefect.utilities.processutils import setup_signal_handlers_worker
 from prefect.workers.process import ProcessWorker
 
 from deployments.processes import alive
+from deployments.worker_args import worker_options, worker_parser
 
 POLL_S = 0.2  # how often retirement and inherited runs are checked
 
@@ -82,14 +82,7 @@ class RecyclableWorker(ProcessWorker):
 
 async def serve(args: argparse.Namespace) -> None:
     setup_signal_handlers_worker(os.getpid(), "the process worker", print)
-    worker = RecyclableWorker(
-        work_pool_name=args.pool,
-        name=args.name,
-        limit=args.limit,
-        heartbeat_interval_seconds=int(PREFECT_WORKER_HEARTBEAT_SECONDS.value()),
-        create_pool_if_not_found=False,
-        inherit=tuple(args.inherit),
-    )
+    worker = RecyclableWorker(**worker_options(args), inherit=tuple(args.inherit))
     async with anyio.create_task_group() as group:
         group.start_soon(retire_on_signal, worker, args.retired_file, group.cancel_scope)
         await worker.start()
@@ -107,10 +100,7 @@ async def retire_on_signal(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m deployments.prefect_worker")
-    parser.add_argument("--pool", required=True)
-    parser.add_argument("--limit", type=int, required=True)
-    parser.add_argument("--name", required=True)
+    parser = worker_parser("python -m deployments.prefect_worker")
     parser.add_argument("--retired-file", type=Path, required=True)
     parser.add_argument("--inherit", type=int, action="append", default=[])
     with suppress(KeyboardInterrupt):  # SIGINT or SIGTERM: Prefect's handler has said so
