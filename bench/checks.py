@@ -24,7 +24,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from stack import Stack  # bench/stack.py, beside this file
 
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS
-from tasks.redis_keys import RedisKeys
+from tasks.coordination.redis_keys import RedisKeys
 
 FINAL = (4, 5)  # seed statuses: OCR complété (done), Erreur
 ROW_COLUMNS = ("status_id, attemtps, max_attempts, ocr_attempts, ocr_max_attempts,"

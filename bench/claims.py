@@ -18,8 +18,8 @@ import psycopg
 
 from sandbox.postgres import create_database, drop_database
 from sandbox.supabase import serve
-from tasks.jobs import Stage
-from tasks.queue import Queue
+from tasks.queue.jobs import Stage
+from tasks.queue.table import Queue
 from tasks.settings import load_settings
 
 DIRECT_CLAIM = "SELECT id FROM registre_claim_v1('registre', %s, 1, 300, 1, 2, NULL::text[])"

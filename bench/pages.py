@@ -3,10 +3,10 @@
     .venv/bin/python bench/pages.py [--rounds N]
 
 Compares, on the registry stand-in's index PDFs (scanned-looking, 150 DPI scans), in one run:
-- pdfium-threads: tasks.page_images.render_pages (pdfium under a lock, Pillow in 2 threads);
+- pdfium-threads: tasks.pages.images.render_pages (pdfium under a lock, Pillow in 2 threads);
 - pdfium-processes: 2 processes, each with its own pdfium, same per-page work;
 - pdftoppm+pillow: `pdftoppm -r 300 -gray` to PGM, then the same Pillow preprocessing and JPEG
-  encoding as tasks.page_images (2 threads);
+  encoding as tasks.pages.images (2 threads);
 - pdftoppm-jpeg: `pdftoppm -r 300 -gray -jpeg`, poppler's own JPEG, no preprocessing (for scale).
 Each mode runs in a fresh subprocess so its peak RSS (self + children) is its own.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from sandbox.registry import catalogue
-from tasks import page_images
+from tasks.pages import images as page_images
 
 MODES = ("pdfium-threads", "pdfium-processes", "pdftoppm+pillow", "pdftoppm-jpeg")
 OPTIONS = page_images.PageOptions(dpi=300)

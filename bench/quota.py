@@ -27,9 +27,9 @@ import redis
 
 from sandbox import gemini
 from sandbox.registry.catalogue import INDEX_DOCUMENTS, render_pdf
-from tasks import page_images
-from tasks.ocr import read_index_page
-from tasks.services import gemini_caller, redis_client
+from tasks.ocr import gemini_caller, read_index_page
+from tasks.pages import images as page_images
+from tasks.services import redis_client
 from tasks.settings import load_settings
 
 fork = multiprocessing.get_context("fork")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import redis
 from limits import RateLimitItemPerSecond, storage, strategies
 
-from tasks.ratelimit import GeminiLimiter
+from tasks.coordination.ratelimit import GeminiLimiter
 
 fork = multiprocessing.get_context("fork")
 

@@ -69,7 +69,7 @@ async def worker(args: argparse.Namespace) -> None:
 
     from tasks.registry import AccountPool, RegistryConfig, SessionStore
     from tasks.registry.driver import download_document
-    from tasks.requests import Request
+    from tasks.request import Request
 
     config = RegistryConfig(base_url=args.registry)
     client = create_client(args.supabase, os.environ["BENCH_SERVICE_KEY"])

@@ -21,7 +21,7 @@ from stack import Stack  # bench/stack.py, beside this file
 from deployments.image import build
 from sandbox.docker_engine import engine
 from sandbox.registry.catalogue import ACTES
-from tasks.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL
+from tasks.control.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL
 
 # The same host for both kinds; a container may not ask for more vCPU than the machine has.
 HOST_ENV = {"SERVER_MAX_CPU": "8", "SERVER_MAX_RAM": "16", "WORKER_COUNT": "1",

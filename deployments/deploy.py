@@ -22,8 +22,8 @@ from deployments.docker import (
     docker_templates,
     pull_steps,
 )
-from tasks.orchestration import ensure_pools
-from tasks.pools import DEPLOYMENTS, POOL_QUEUES, REBALANCE
+from tasks.control.orchestration import ensure_pools
+from tasks.control.pools import DEPLOYMENTS, POOL_QUEUES, REBALANCE
 from tasks.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.capacity.budget import Cost, WorkerKind, cost_table
-from tasks.pools import CONTROL_POOL, DOCUMENT_DEPLOYMENTS, OCR_POOL, REGISTRE_POOL
+from tasks.control.pools import CONTROL_POOL, DOCUMENT_DEPLOYMENTS, OCR_POOL, REGISTRE_POOL
+from tasks.coordination.capacity.budget import Cost, WorkerKind
+from tasks.services import cost_table
 from tasks.settings import Settings
 
 IMAGE_WORKDIR = "/opt/registre-flows"  # the Dockerfile's WORKDIR: the code every run loads

@@ -8,7 +8,7 @@ import psycopg
 from psycopg import errors, sql
 from sqlalchemy.engine import URL, make_url  # Prefect's own dependency
 
-from tasks.settings import ConfigError
+from tasks.failures import ConfigError
 
 DRIVER = "postgresql+asyncpg"  # the only PostgreSQL driver Prefect's server runs on
 URL_VARIABLES = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")

@@ -21,17 +21,17 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from supabase import Client
 
-from tasks.costs import daily_costs
+from tasks.control.orchestration import Orchestrator
+from tasks.control.pools import owner_run
+from tasks.coordination.redis_keys import RedisKeys
 from tasks.failures import RetryLater
-from tasks.jobs import Stage
-from tasks.orchestration import Orchestrator
-from tasks.pools import owner_run
-from tasks.queue import Queue
-from tasks.redis_keys import RedisKeys
+from tasks.queue.client import QueueError, with_network_retries
+from tasks.queue.costs import daily_costs
+from tasks.queue.jobs import Stage
+from tasks.queue.statuses import LIVE, status_label, status_map
+from tasks.queue.table import Queue
 from tasks.services import capacity_manager, gemini_limiter
 from tasks.settings import Settings
-from tasks.statuses import LIVE, status_label, status_map
-from tasks.supabase_client import QueueError, with_network_retries
 
 __all__ = ["SECTIONS", "Sources", "snapshot"]
 

@@ -18,7 +18,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from deployments.status import HELD_EXPECTED_S, SECTIONS, Data, Sources, snapshot
-from tasks.requests import SOURCES
+from tasks.request import SOURCES
 from tasks.settings import Settings
 
 __all__ = ["RENDERERS", "render", "show"]
@@ -248,7 +248,7 @@ def show(
     sections = tuple(sections)  # read at every refresh
     # A source that is down is said once on the screen; the queue's own retry warnings and
     # "its rows wait" errors, meant for the workers' logs, would scroll it away.
-    with _silenced("tasks.queue"), Sources.open(settings, held_expected_s, days) as src:
+    with _silenced("tasks.queue.table"), Sources.open(settings, held_expected_s, days) as src:
         if as_json:
             document = json.dumps(snapshot(src, sections), indent=2, ensure_ascii=False)
             sys.stdout.write(document + "\n")

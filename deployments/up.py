@@ -20,8 +20,9 @@ from deployments import server_database
 from deployments.deploy import PREFECT, deploy
 from deployments.processes import kill_group, process_tree, stop_signals_interrupt
 from deployments.worker import POOLS, run_host
-from tasks.planning import settings_offer
-from tasks.settings import ConfigError, Settings
+from tasks.control.planning import settings_offer
+from tasks.failures import ConfigError
+from tasks.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -21,12 +21,11 @@ from pathlib import Path
 from deployments.deploy import PREFECT, ROOT
 from deployments.processes import STOP_SIGNALS, alive, kill_group, process_tree
 from deployments.recycle import RecyclePolicy, rss_mb
-from tasks.capacity.budget import settings_budget
-from tasks.dispatch import ControlPlane, Ending, dispatch_until, settle_dead_run, stopping
-from tasks.planning import settings_offer
-from tasks.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL
-from tasks.queue import Queue
-from tasks.services import capacity_manager, redis_client
+from tasks.control.dispatch import ControlPlane, Ending, dispatch_until, settle_dead_run, stopping
+from tasks.control.planning import settings_offer
+from tasks.control.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL
+from tasks.queue.table import Queue
+from tasks.services import capacity_manager, redis_client, settings_budget
 from tasks.settings import Settings
 from tasks.storage import Storage
 

@@ -18,15 +18,14 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import flow_run as this_run
 from prefect.states import Completed, State
 
-from tasks.capacity.budget import settings_budget
-from tasks.capacity.leases import CapacityExceeded
-from tasks.dispatch import ControlPlane, Ending, dispatch, settle_dead_run
+from tasks.control.dispatch import ControlPlane, Ending, dispatch, settle_dead_run
+from tasks.control.pools import BY_FLOW, DocumentDeployment, run_owner
+from tasks.coordination.capacity.leases import CapacityExceeded
 from tasks.failures import Fate, Verdict, decide
-from tasks.jobs import Job, Stage
-from tasks.lease import LeaseKeeper
-from tasks.pools import BY_FLOW, DocumentDeployment, run_owner
-from tasks.queue import LeaseLost, Queue
-from tasks.services import capacity_manager, redis_client
+from tasks.queue.jobs import Job, Stage
+from tasks.queue.row_lease import LeaseKeeper
+from tasks.queue.table import LeaseLost, Queue
+from tasks.services import capacity_manager, redis_client, settings_budget
 from tasks.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)

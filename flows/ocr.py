@@ -20,25 +20,25 @@ from prefect.artifacts import (
 from prefect.futures import PrefectFuture
 
 from flows.common import HOOKS, document_run, this_host_registered
+from tasks.control.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
+from tasks.gemini.caller import GeminiCaller
 from tasks.gemini.files import document_part
 from tasks.gemini.generate import GenerateResult
-from tasks.index_rows import IndexPage
-from tasks.index_text import format_pages
-from tasks.jobs import Job
-from tasks.lease import LeaseKeeper
+from tasks.gemini.pricing import GeminiBill, price_table
 from tasks.ocr import (
-    GeminiCaller,
     OcrFailed,
     boost,
     boost_transcription,
+    gemini_caller,
     read_page,
     transcribe,
 )
-from tasks.page_images import PageOptions, check_page_count, render_pages
-from tasks.pools import OCR_ACTE, OCR_INDEX, DocumentDeployment
-from tasks.pricing import GeminiBill, price_table
-from tasks.queue import Queue
-from tasks.services import gemini_caller
+from tasks.pages.images import PageOptions, check_page_count, render_pages
+from tasks.pages.index_rows import IndexPage
+from tasks.pages.index_text import format_pages
+from tasks.queue.jobs import Job
+from tasks.queue.row_lease import LeaseKeeper
+from tasks.queue.table import Queue
 from tasks.settings import Settings, get_settings
 from tasks.storage import fetch_stored_pdf
 

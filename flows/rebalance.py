@@ -16,9 +16,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from tasks.dispatch import ControlPlane, Picture, dispatch, reconcile
-from tasks.pools import REBALANCE
-from tasks.ratelimit import WindowUsage
+from tasks.control.dispatch import ControlPlane, Picture, dispatch, reconcile
+from tasks.control.pools import REBALANCE
+from tasks.coordination.ratelimit import WindowUsage
 from tasks.services import gemini_limiter
 from tasks.settings import get_settings
 

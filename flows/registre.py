@@ -15,11 +15,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
 
 from flows.common import HOOKS, document_run, this_host_registered
-from tasks.costs import Reuse, fresh_download, reuse_hours
+from tasks.control.pools import REGISTRE
 from tasks.download import download
-from tasks.jobs import Job
-from tasks.pools import REGISTRE
-from tasks.queue import Queue
+from tasks.queue.costs import Reuse, fresh_download, reuse_hours
+from tasks.queue.jobs import Job
+from tasks.queue.table import Queue
 from tasks.registry.errors import RegistryError
 from tasks.registry.models import DownloadResult
 from tasks.settings import Settings, get_settings

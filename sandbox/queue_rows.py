@@ -1,7 +1,7 @@
 """extraction_queue at production size, generated in SQL (generate_series), for the queue-scale
 benchmark and the plan tests: finished rows as real ones are (a year of history, some of it
 today, OCR text of a few KB, costs) and a live backlog (waiting, ready for OCR, held under a
-lease, held back by retry_after). Seed status ids (tasks/statuses.py SEED)."""
+lease, held back by retry_after). Seed status ids (tasks/queue/statuses.py SEED)."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from redis.asyncio import Redis
 
-from tasks.jobs import Job
-from tasks.queue import Queue
+from tasks.queue.jobs import Job
+from tasks.queue.table import Queue
 from tasks.registry.accounts import AccountPool
 from tasks.registry.browser import BrowserHost
 from tasks.registry.config import RegistryConfig

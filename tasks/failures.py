@@ -17,7 +17,16 @@ from typing import ClassVar
 
 from redis import RedisError
 
-__all__ = ["DocumentFailed", "Failure", "Fate", "RetryLater", "Verdict", "decide", "retry_delay"]
+__all__ = [
+    "ConfigError",
+    "DocumentFailed",
+    "Failure",
+    "Fate",
+    "RetryLater",
+    "Verdict",
+    "decide",
+    "retry_delay",
+]
 
 RETRY_MAX_SECONDS = 15 * 60  # after a failed attempt: RETRY_BASE_SECONDS x 1, 2, 4..., capped
 
@@ -37,6 +46,13 @@ class RetryLater(Failure):
 
     what: ClassVar[str | None] = "service unavailable"
     retry_after_s: float | None = None  # how long the service asked us to wait, when it said
+
+
+class ConfigError(RetryLater):
+    """The configuration is invalid; the message names the variables to fix. Rows wait for it to
+    be fixed rather than spend their attempts."""
+
+    what = "configuration"
 
 
 class DocumentFailed(Failure):

@@ -1,19 +1,25 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+import redis
+from google import genai
 from google.genai import types
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from tasks.failures import DocumentFailed
-from tasks.gemini.generate import GenerateResult, RateLimiter, RetryPolicy, generate
+from tasks.gemini.caller import GeminiCaller
+from tasks.gemini.client import shared_client
+from tasks.gemini.errors import GeminiConfigError
+from tasks.gemini.generate import GenerateResult, RetryPolicy
 from tasks.gemini.tokens import TOKENS_PER_IMAGE_TILE, estimate_tokens
-from tasks.index_rows import NATURES, IndexPage
+from tasks.pages.index_rows import NATURES, IndexPage
+from tasks.services import gemini_limiter
+from tasks.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,34 +52,27 @@ def prompt(name: str) -> str:
     return text.replace("{natures}", ", ".join(NATURES))
 
 
-@dataclass
-class GeminiCaller:
-    """Everything a Gemini call needs in this process: the client, the global limiter (every call
-    goes through it), the retry policy and the models. `call` makes one call with them."""
+def gemini_client(settings: Settings) -> genai.Client:
+    """The process's client for this configuration (GeminiConfigError without a key)."""
+    key = settings.gemini_api_key
+    if key is None or not key.get_secret_value():
+        raise GeminiConfigError()
+    return shared_client(
+        key.get_secret_value(), settings.gemini_base_url, settings.gemini_timeout_seconds
+    )
 
-    client: Any
-    limiter: RateLimiter
-    policy: RetryPolicy
-    extract_model: str
-    boost_model: str
 
-    def call(
-        self,
-        contents: list[Any],
-        *,
-        model: str,
-        config: types.GenerateContentConfig,
-        tokens_estimate: int | None = None,
-    ) -> GenerateResult:
-        return generate(
-            contents,
-            model=model,
-            limiter=self.limiter,
-            client=self.client,
-            config=config,
-            tokens_estimate=tokens_estimate,
-            policy=self.policy,
-        )
+def gemini_caller(settings: Settings, client: redis.Redis) -> GeminiCaller:
+    """What an OCR run calls Gemini with; `client` is the run's Redis, for the shared limiter."""
+    return GeminiCaller(
+        client=gemini_client(settings),
+        limiter=gemini_limiter(settings, client),
+        policy=RetryPolicy(
+            max_attempts=settings.gemini_max_attempts, max_wait_s=settings.gemini_max_wait_seconds
+        ),
+        extract_model=settings.gemini_extract_model,
+        boost_model=settings.gemini_boost_model,
+    )
 
 
 def _json_config(

@@ -4,17 +4,13 @@ needs, and the library modules never read settings themselves."""
 from __future__ import annotations
 
 import redis
-from google import genai
 
-from tasks.capacity.budget import cost_table
-from tasks.capacity.leases import CapacityManager
-from tasks.gemini.client import GeminiConfigError, shared_client
-from tasks.gemini.generate import RetryPolicy
-from tasks.ocr import GeminiCaller
-from tasks.ratelimit import GeminiLimiter
+from tasks.coordination.capacity.budget import Budget, Cost, WorkerKind, host_budget
+from tasks.coordination.capacity.leases import CapacityManager
+from tasks.coordination.ratelimit import GeminiLimiter
 from tasks.settings import Settings
 
-__all__ = ["capacity_manager", "gemini_caller", "gemini_client", "gemini_limiter", "redis_client"]
+__all__ = ["capacity_manager", "cost_table", "gemini_limiter", "redis_client", "settings_budget"]
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -40,24 +36,18 @@ def gemini_limiter(settings: Settings, client: redis.Redis) -> GeminiLimiter:
     )
 
 
-def gemini_client(settings: Settings) -> genai.Client:
-    """The process's client for this configuration (GeminiConfigError without a key)."""
-    key = settings.gemini_api_key
-    if key is None or not key.get_secret_value():
-        raise GeminiConfigError()
-    return shared_client(
-        key.get_secret_value(), settings.gemini_base_url, settings.gemini_timeout_seconds
-    )
+def cost_table(settings: Settings) -> dict[WorkerKind, Cost]:
+    return {
+        WorkerKind.REGISTRE: Cost(settings.cost_registre_cpu, settings.cost_registre_ram),
+        WorkerKind.INDEX_OCR: Cost(settings.cost_index_ocr_cpu, settings.cost_index_ocr_ram),
+        WorkerKind.ACTE_OCR: Cost(settings.cost_acte_ocr_cpu, settings.cost_acte_ocr_ram),
+    }
 
 
-def gemini_caller(settings: Settings, client: redis.Redis) -> GeminiCaller:
-    """What an OCR run calls Gemini with; `client` is the run's Redis, for the shared limiter."""
-    return GeminiCaller(
-        client=gemini_client(settings),
-        limiter=gemini_limiter(settings, client),
-        policy=RetryPolicy(
-            max_attempts=settings.gemini_max_attempts, max_wait_s=settings.gemini_max_wait_seconds
-        ),
-        extract_model=settings.gemini_extract_model,
-        boost_model=settings.gemini_boost_model,
+def settings_budget(settings: Settings) -> Budget:
+    return host_budget(
+        settings.server_max_cpu,
+        settings.server_max_ram,
+        settings.server_reserve_cpu_percent,
+        settings.server_reserve_ram_percent,
     )

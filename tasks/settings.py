@@ -8,18 +8,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tasks.failures import RetryLater
-from tasks.machine import this_machine
+from tasks.coordination.machine import this_machine
+from tasks.failures import ConfigError
+from tasks.gemini.pricing import check_priced, price_table
 
 ENVIRONMENT_ORDER = ("prod", "staging", "dev")  # the order in which queues are polled
 PREFECT_MIN_RUN_RETENTION_S = 3600  # Prefect's db_vacuum refuses a retention of 1 hour or less
-
-
-class ConfigError(RetryLater):
-    """The configuration is invalid; the message names the variables to fix. Rows wait for it to
-    be fixed rather than spend their attempts."""
-
-    what = "configuration"
 
 
 @dataclass(frozen=True)
@@ -80,12 +74,14 @@ class Settings(BaseSettings):
     ocr_min_index_workers: int = Field(1, ge=0)
     ocr_min_acte_workers: int = Field(1, ge=0)
     ocr_rebalance_interval_ms: int = Field(30_000, gt=0)
-    # This host's size; unset, this machine's (tasks/machine.py), cgroup limits respected.
+    # This host's size; unset, this machine's (tasks/coordination/machine.py), cgroup limits
+    # respected.
     server_max_cpu: float = Field(default_factory=lambda: _detected("cpu"), gt=0)  # vCPU
     server_max_ram: float = Field(default_factory=lambda: _detected("ram"), gt=0)  # GB
     server_reserve_cpu_percent: float = Field(20, ge=0, le=100)
     server_reserve_ram_percent: float = Field(20, ge=0, le=100)
-    # Coordination (tasks/capacity/, tasks/ratelimit.py): the cost table, in vCPU and GB per run.
+    # Coordination (tasks/coordination/capacity/, tasks/coordination/ratelimit.py): the cost
+    # table, in vCPU and GB per run.
     cost_registre_cpu: float = Field(3, ge=0)
     cost_registre_ram: float = Field(1, ge=0)
     cost_index_ocr_cpu: float = Field(1.5, ge=0)
@@ -97,7 +93,7 @@ class Settings(BaseSettings):
     capacity_lease_seconds: float = Field(60, gt=0)  # a dead run's capacity is free after this
     capacity_host_ttl_seconds: float = Field(30, gt=0)  # a silent host expires after this
     redis_key_prefix: str = ""  # prepended to every coordination key
-    # The control plane (tasks/dispatch.py, `registre worker`)
+    # The control plane (tasks/control/dispatch.py, `registre worker`)
     registre_host_id: str | None = None  # this host's name in the budgets; default: hostname
     dispatch_interval_seconds: float = Field(2, gt=0)  # how often a worker looks for documents
     worker_drain_seconds: float = Field(600, ge=0)  # runs in progress may finish within this
@@ -106,7 +102,7 @@ class Settings(BaseSettings):
     worker_recycle_runs: int = Field(200, ge=0)
     worker_recycle_mb: float = Field(300, ge=0)
     retry_base_seconds: int = Field(60, ge=1)  # a transient failure waits this x 1, 2, 4...
-    # OCR calls (tasks/gemini/, tasks/page_images.py)
+    # OCR calls (tasks/gemini/, tasks/pages/images.py)
     gemini_timeout_seconds: float = Field(300, gt=0)  # one HTTP call; a long PDF takes minutes
     gemini_max_attempts: int = Field(5, ge=1)  # per call, over 429s, 5xx and timeouts
     gemini_max_wait_seconds: float = Field(300, gt=0)  # longest wait for rate-limit capacity
@@ -118,9 +114,9 @@ class Settings(BaseSettings):
     # acte's whole PDF goes to Gemini in one call (its limit is 1,000 pages).
     ocr_max_pages: int = Field(300, ge=1)
 
-    # Money (tasks/pricing.py, tasks/costs.py). GEMINI_PRICES: a JSON object over the default
-    # price table, {"<model>": {"input": USD, "output": USD per million tokens, optionally
-    # "long_input", "long_output" and "long_above_tokens" for long prompts}}.
+    # Money (tasks/gemini/pricing.py, tasks/queue/costs.py). GEMINI_PRICES: a JSON object over
+    # the default price table, {"<model>": {"input": USD, "output": USD per million tokens,
+    # optionally "long_input", "long_output" and "long_above_tokens" for long prompts}}.
     gemini_prices: str = ""
     # The registry's fee per document consulted, in USD (it bills CAD: convert). Not known to this
     # project: read it from the registry's invoices ("Historique des factures") and set it.
@@ -164,8 +160,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _models_priced(self) -> Settings:
-        from tasks.pricing import check_priced, price_table  # pure; imported here to keep it apart
-
         check_priced(price_table(self.gemini_prices), {
             "GEMINI_EXTRACT_MODEL": self.gemini_extract_model,
             "GEMINI_BOOST_MODEL": self.gemini_boost_model,

@@ -1,66 +1,26 @@
 from __future__ import annotations
 
-import re
-import time
 from pathlib import Path
 from typing import ClassVar
-from urllib.parse import unquote, urlparse
 
 from prefect import task
 from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 from supabase import Client
 
-from tasks.jobs import Job
-from tasks.queue import Queue
-from tasks.supabase_client import with_network_retries
+from tasks.queue.client import with_network_retries
+from tasks.queue.jobs import Job
+from tasks.queue.paths import (
+    ALL_BUCKETS,
+    EVIDENCE_BUCKET,
+    PDF,
+    bucket_for,
+    object_name,
+    parse_supabase_path,
+)
+from tasks.queue.table import Queue
 
-# document_source -> bucket; anything else goes to `index`, as the seed system did (DOMAIN.md §1.4).
-BUCKETS = {"index": "index", "acte": "actes", "plan_cadastraux": "plans-cadastraux"}
-EVIDENCE_BUCKET = "registre-evidence"  # screenshots and traces of failed downloads, by job id
-ALL_BUCKETS = (*BUCKETS.values(), EVIDENCE_BUCKET)
-PDF = "application/pdf"
 EVIDENCE_LINK_SECONDS = 7 * 24 * 3600
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def bucket_for(document_source: str) -> str:
-    return BUCKETS.get(document_source, "index")
-
-
-def _safe(value: str | None) -> str:
-    return _UNSAFE.sub("_", value or "")
-
-
-def object_name(job: Job, now_ms: int | None = None) -> str:
-    """`<doc>-<circ>[-<cadastre>]-<ms>.pdf`, every character outside [A-Za-z0-9_-] made `_`."""
-    ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    parts = [_safe(job.document_number), _safe(job.circonscription)]
-    if job.document_source != "acte":
-        parts.append(_safe(job.cadastre))
-    return "-".join([*parts, str(ms)]) + ".pdf"
-
-
-def parse_supabase_path(path: str, document_source: str) -> tuple[str, str]:
-    """(bucket, object name) from any historical `supabase_path` form (DOMAIN.md §1.5):
-    a public or signed URL, `bucket/file.pdf`, or a bare `file.pdf`."""
-    path = path.strip()
-    if path.startswith(("http://", "https://")):
-        url_path = unquote(urlparse(path).path)
-        marker = "/storage/v1/object/"
-        if marker not in url_path:
-            raise ValueError(f"not a Supabase Storage URL: {path!r}")
-        path = url_path.split(marker, 1)[1]
-        for prefix in ("public/", "sign/", "authenticated/"):
-            path = path.removeprefix(prefix)
-    path = path.lstrip("/")
-    head, _, rest = path.partition("/")
-    if rest and head in ALL_BUCKETS:
-        return head, rest
-    if not path:
-        raise ValueError("empty supabase_path")
-    return bucket_for(document_source), path
 
 
 class Storage:

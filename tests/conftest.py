@@ -17,8 +17,8 @@ import pytest
 import redis
 
 from sandbox.postgres import create_database, drop_database
+from tasks.queue.statuses import NAMES
 from tasks.settings import Settings, load_settings
-from tasks.statuses import NAMES
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

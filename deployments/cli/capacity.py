@@ -11,15 +11,15 @@ from rich.console import Console
 from rich.table import Table
 
 from deployments.cli.shared import console
-from tasks.capacity.budget import (
+from tasks.control.planning import InsufficientCapacity, amount, settings_check
+from tasks.coordination.capacity.budget import (
     WorkerKind,
-    cost_table,
     host_budget,
     plan_capacity,
-    settings_budget,
 )
-from tasks.planning import InsufficientCapacity, amount, settings_check
-from tasks.settings import ConfigError, Settings, get_settings
+from tasks.failures import ConfigError
+from tasks.services import cost_table, settings_budget
+from tasks.settings import Settings, get_settings
 
 capacity_app = typer.Typer(help="Capacity planning and live reservations.", no_args_is_help=True)
 

@@ -10,7 +10,7 @@ import typer
 from deployments.cli.capacity import capacity_checked
 from deployments.cli.shared import console, settings_or_exit
 from deployments.migrations import apply_migrations
-from tasks.pools import OCR_POOL, REGISTRE_POOL
+from tasks.control.pools import OCR_POOL, REGISTRE_POOL
 
 db_app = typer.Typer(help="The extraction_queue schema.")
 config_app = typer.Typer(help="The configuration read from the environment and .env.")

@@ -10,9 +10,9 @@ import typer
 
 from deployments.cli.capacity import capacity_checked
 from deployments.cli.shared import console, settings_or_exit
-from tasks.planning import InsufficientCapacity
-from tasks.settings import ConfigError
-from tasks.supabase_client import QueueError
+from tasks.control.planning import InsufficientCapacity
+from tasks.failures import ConfigError
+from tasks.queue.client import QueueError
 
 commands = typer.Typer()  # added to the root without a name: these are root commands
 

@@ -15,8 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from deployments.cli.shared import console, queue_or_exit
-from tasks.jobs import Stage
-from tasks.requests import (
+from tasks.queue.client import QueueError
+from tasks.queue.jobs import Stage
+from tasks.queue.statuses import status_label
+from tasks.request import (
     ACTE_TYPES,
     CIRCONSCRIPTIONS,
     SOURCES,
@@ -24,8 +26,6 @@ from tasks.requests import (
     check_circonscription,
     check_request,
 )
-from tasks.statuses import status_label
-from tasks.supabase_client import QueueError
 
 queue_app = typer.Typer(help="The extraction_queue in every enabled environment.")
 commands = typer.Typer()  # added to the root without a name: `registre retry`

@@ -8,8 +8,9 @@ import os
 import typer
 from rich.console import Console
 
-from tasks.queue import Queue
-from tasks.settings import ConfigError, Settings, get_settings
+from tasks.failures import ConfigError
+from tasks.queue.table import Queue
+from tasks.settings import Settings, get_settings
 
 console = Console()
 

@@ -10,8 +10,9 @@ from PIL import Image, UnidentifiedImageError
 from sandbox.gemini.content import Blob, Request
 from sandbox.gemini.fingerprint import PageBook, pdf_page_images
 from sandbox.gemini.formats import BOOST_MARKER, boost_text, conform
-from tasks import index_text, page_images
-from tasks.index_rows import IndexPage
+from tasks.pages import images as page_images
+from tasks.pages import index_text
+from tasks.pages.index_rows import IndexPage
 
 __all__ = ["UNREADABLE", "Oracle", "pdf_text"]
 

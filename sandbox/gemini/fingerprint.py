@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
-from tasks import page_images
-from tasks.index_rows import IndexPage
+from tasks.pages import images as page_images
+from tasks.pages.index_rows import IndexPage
 
 __all__ = ["REFERENCE_DPI", "KnownPage", "PageBook", "distance", "fingerprint", "pdf_page_images"]
 
@@ -18,7 +18,7 @@ INK_LEVEL = 180  # after autocontrast, darker than this is ink; the paper grain 
 # thins the strokes and the fingerprint no longer matches a 300 DPI render of the same page.
 REFERENCE_DPI = 150
 # Measured on the catalogue (25 index pages against their drawings, probes through
-# tasks/page_images.py):
+# tasks/pages/images.py):
 # at 300 DPI sharpened the same page is within 1.8, any other page 3.4 or more away; at 100-200
 # DPI the same page drifts to 2.7-3.3 while others stay above 3.7, hence the second rule:
 # clearly nearer one page than any other.

@@ -34,8 +34,8 @@ from sandbox.gemini.faults import FaultSwitch
 from sandbox.gemini.fingerprint import PageBook, known_page
 from sandbox.gemini.quota import Quota, Stats
 from sandbox.gemini.truth import catalogue_pages
-from tasks import page_images
-from tasks.index_rows import IndexPage
+from tasks.pages import images as page_images
+from tasks.pages.index_rows import IndexPage
 
 __all__ = ["Config", "create_app"]
 

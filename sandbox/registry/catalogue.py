@@ -18,7 +18,7 @@ from sandbox.registry.records import (
     normalize_lot,
 )
 from sandbox.registry.rows import format_numero, generate_rows
-from tasks.index_rows import IndexPage
+from tasks.pages.index_rows import IndexPage
 
 __all__ = [
     "ACCOUNTS",

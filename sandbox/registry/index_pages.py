@@ -7,7 +7,7 @@ from datetime import date
 from PIL import Image, ImageDraw
 
 from sandbox.registry.drawing import age_scan, font, wrap
-from tasks.index_rows import IndexPage, IndexRow
+from tasks.pages.index_rows import IndexPage, IndexRow
 
 __all__ = ["draw_index_page"]
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.index_rows import IndexPage, Party
+from tasks.pages.index_rows import IndexPage, Party
 
 __all__ = [
     "ACTE_TYPES",

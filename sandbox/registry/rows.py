@@ -4,7 +4,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from tasks.index_rows import IndexRow, Party
+from tasks.pages.index_rows import IndexRow, Party
 
 __all__ = ["format_numero", "generate_rows"]
 

@@ -15,7 +15,7 @@ import pydantic
 from google import genai
 from google.genai import errors, types
 
-from tasks import ratelimit
+from tasks.coordination import ratelimit
 from tasks.gemini.errors import (
     BlockedOutput,
     GeminiRetryLater,
@@ -39,10 +39,10 @@ logger = logging.getLogger(__name__)
 
 
 class RateLimiter(Protocol):
-    """The seam every Gemini call passes. tasks.ratelimit.GeminiLimiter is the production one.
+    """The seam every Gemini call passes (tasks.coordination.ratelimit.GeminiLimiter in production).
 
     `acquire` blocks until the call fits the budget and while a pause is in force, or raises
-    tasks.ratelimit.RateLimitTimeout.
+    tasks.coordination.ratelimit.RateLimitTimeout.
     """
 
     def acquire(self, tokens_estimate: int, max_wait_s: float) -> Any: ...

@@ -10,7 +10,7 @@ from typing import Any
 from google.genai import types
 from PIL import Image
 
-from tasks import page_images
+from tasks.pages import images as page_images
 
 __all__ = ["CHARS_PER_TOKEN", "TOKENS_PER_IMAGE_TILE", "estimate_tokens"]
 

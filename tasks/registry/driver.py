@@ -23,7 +23,7 @@ from tasks.registry.forms import search
 from tasks.registry.login import log_in
 from tasks.registry.models import DownloadResult, Selections
 from tasks.registry.session import SessionStore
-from tasks.requests import Request
+from tasks.request import Request
 
 __all__ = ["download_document", "login_state"]
 

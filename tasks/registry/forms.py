@@ -20,7 +20,7 @@ from tasks.registry.pages import (
     select_matching,
     submit_button,
 )
-from tasks.requests import Request
+from tasks.request import Request
 
 __all__ = ["ACTE_TYPE_FALLBACK", "SEARCH_PATHS", "search"]
 

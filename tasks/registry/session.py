@@ -6,7 +6,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from tasks.redis_keys import RedisKeys
+from tasks.coordination.redis_keys import RedisKeys
 
 __all__ = ["SessionStore"]
 

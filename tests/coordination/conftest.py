@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tasks.redis_keys import RedisKeys
+from tasks.coordination.redis_keys import RedisKeys
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.allocation import Split, allocate, js_round, ocr_capacity, seed_split
-from tasks.capacity.budget import DEFAULT_COSTS, Budget, Cost, WorkerKind
+from tasks.control.allocation import Split, allocate, js_round, ocr_capacity, seed_split
+from tasks.coordination.capacity.budget import DEFAULT_COSTS, Budget, Cost, WorkerKind
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from tasks.capacity.budget import (
+from tasks.coordination.capacity.budget import (
     DEFAULT_COSTS,
     Budget,
     Cost,
@@ -18,8 +18,8 @@ from tasks.capacity.budget import (
     host_budget,
     plan_capacity,
 )
-from tasks.capacity.leases import CapacityExceeded, CapacityManager
-from tasks.redis_keys import RedisKeys
+from tasks.coordination.capacity.leases import CapacityExceeded, CapacityManager
+from tasks.coordination.redis_keys import RedisKeys
 
 from .conftest import TEST_REDIS_URL
 

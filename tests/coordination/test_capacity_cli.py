@@ -6,9 +6,9 @@ from typer.testing import CliRunner
 
 from deployments import cli
 from deployments.cli.capacity import capacity_app
-from tasks.capacity.budget import WorkerKind, host_budget
-from tasks.capacity.leases import CapacityManager
-from tasks.planning import settings_offer
+from tasks.control.planning import settings_offer
+from tasks.coordination.capacity.budget import WorkerKind, host_budget
+from tasks.coordination.capacity.leases import CapacityManager
 from tasks.settings import get_settings
 
 from .conftest import TEST_REDIS_URL

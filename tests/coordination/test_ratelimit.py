@@ -9,7 +9,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tasks.ratelimit import (
+from tasks.coordination.ratelimit import (
     ARRIVAL_SKEW_MS,
     WINDOW_MS,
     GeminiLimiter,
@@ -17,7 +17,7 @@ from tasks.ratelimit import (
     RateLimiterUnavailable,
     RateLimitTimeout,
 )
-from tasks.redis_keys import RedisKeys
+from tasks.coordination.redis_keys import RedisKeys
 from tasks.services import gemini_limiter
 from tasks.settings import load_settings
 

@@ -26,14 +26,14 @@ from typer.testing import CliRunner
 from deployments.cli import app
 from deployments.status import Data, Sources, snapshot
 from deployments.status_view import render
-from tasks import supabase_client
-from tasks.capacity.budget import WorkerKind, host_budget
-from tasks.jobs import Stage
-from tasks.pools import run_owner
-from tasks.queue import Queue
+from tasks.control.pools import run_owner
+from tasks.coordination.capacity.budget import WorkerKind, host_budget
+from tasks.queue import client as supabase_client
+from tasks.queue.jobs import Stage
+from tasks.queue.statuses import SEED
+from tasks.queue.table import Queue
 from tasks.services import capacity_manager, gemini_limiter
 from tasks.settings import Settings, get_settings
-from tasks.statuses import SEED
 from tests.conftest import SupabaseProject
 
 from .conftest import TEST_REDIS_URL

@@ -21,7 +21,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from deployments.up import prefect_server
 from flows.common import this_host_registered
 from sandbox.postgres import insert_registry_accounts
-from tasks.pools import REBALANCE
+from tasks.control.pools import REBALANCE
 from tasks.settings import get_settings, load_settings
 
 
@@ -86,8 +86,8 @@ class Pipeline:
 
     def downloaded(self, source: str, content: bytes, **columns: Any) -> str:
         """A row as the registre stage leaves it: its file in Storage, ready for OCR."""
-        from tasks.queue import Queue
-        from tasks.statuses import SEED
+        from tasks.queue.statuses import SEED
+        from tasks.queue.table import Queue
         from tasks.storage import Storage
 
         job_id = self.insert(source, status_id=SEED.ready_for_ocr, **columns)
@@ -100,7 +100,7 @@ class Pipeline:
         return job_id
 
     def download(self, path: str) -> bytes:
-        from tasks.queue import Queue
+        from tasks.queue.table import Queue
         from tasks.storage import Storage
 
         return Storage(Queue(get_settings()).client("prod")).download(path, "index")

@@ -65,7 +65,7 @@ def capacity_leases(owner_part: str) -> list[dict]:
 
 
 def limits_in_prefect(system) -> dict[str, int | None]:
-    from tasks.orchestration import Orchestrator
+    from tasks.control.orchestration import Orchestrator
 
     with system.client() as client:
         return Orchestrator(client).limits()

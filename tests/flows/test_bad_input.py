@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS, render_pdf
-from tasks.statuses import SEED
+from tasks.queue.statuses import SEED
 
 pytestmark = pytest.mark.slow
 

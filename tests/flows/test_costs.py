@@ -13,11 +13,11 @@ from flows.ocr import ocr_acte, ocr_index
 from flows.registre import registre
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, render_pdf
-from tasks.costs import daily_costs
-from tasks.pricing import DEFAULT_PRICES
-from tasks.queue import Queue
+from tasks.gemini.pricing import DEFAULT_PRICES
+from tasks.queue.costs import daily_costs
+from tasks.queue.statuses import SEED
+from tasks.queue.table import Queue
 from tasks.settings import get_settings
-from tasks.statuses import SEED
 
 pytestmark = pytest.mark.slow
 

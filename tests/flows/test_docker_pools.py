@@ -29,10 +29,11 @@ from deployments.image import build
 from sandbox.docker_engine import engine
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACCOUNTS, INDEX_DOCUMENTS
-from tasks.capacity.budget import WorkerKind, cost_table
-from tasks.pools import BY_FLOW
+from tasks.control.pools import BY_FLOW
+from tasks.coordination.capacity.budget import WorkerKind
+from tasks.queue.statuses import SEED
+from tasks.services import cost_table
 from tasks.settings import get_settings
-from tasks.statuses import SEED
 
 from .conftest import REGISTRE, System, throwaway_prefect_server
 from .control_plane import (

@@ -10,10 +10,10 @@ from PIL import Image
 from flows.ocr import ocr_acte, ocr_index
 from sandbox import gemini as gemini_standin
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, acte_text, render_pdf
-from tasks.index_rows import IndexPage
-from tasks.index_text import format_pages, parse_pages
+from tasks.pages.index_rows import IndexPage
+from tasks.pages.index_text import format_pages, parse_pages
+from tasks.queue.statuses import SEED
 from tasks.settings import get_settings
-from tasks.statuses import SEED
 
 pytestmark = pytest.mark.slow
 

@@ -15,10 +15,10 @@ from prefect.states import Cancelling, Scheduled
 
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS
-from tasks.dispatch import CANCELLED_MESSAGE
+from tasks.control.dispatch import CANCELLED_MESSAGE
+from tasks.queue.statuses import SEED
 from tasks.services import capacity_manager, redis_client
 from tasks.settings import get_settings
-from tasks.statuses import SEED
 
 from .control_plane import (
     ACTE,
@@ -120,7 +120,7 @@ def test_the_rebalance_follows_the_queue_and_reports_it(system):
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from flows.rebalance import rebalance
-    from tasks.capacity.budget import Budget
+    from tasks.coordination.capacity.budget import Budget
 
     pipeline = system.pipeline
     manager = capacity_manager(get_settings(), redis_client(get_settings()))
@@ -172,7 +172,7 @@ class LimitSampler(threading.Thread):
         self.samples: list[tuple[dict[str, int], dict[str, int | None]]] = []
 
     def run(self) -> None:
-        from tasks.orchestration import Orchestrator
+        from tasks.control.orchestration import Orchestrator
 
         settings = temporary_settings(updates={PREFECT_API_URL: self.api})
         with settings, self.system.client() as client:

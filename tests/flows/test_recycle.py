@@ -22,7 +22,7 @@ from prefect.client.schemas.objects import StateType
 
 from deployments.processes import alive
 from sandbox.registry.catalogue import INDEX_DOCUMENTS
-from tasks.statuses import SEED
+from tasks.queue.statuses import SEED
 
 pytestmark = pytest.mark.slow
 

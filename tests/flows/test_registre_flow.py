@@ -8,7 +8,7 @@ import pytest
 from flows.registre import registre
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS, render_pdf
-from tasks.statuses import SEED
+from tasks.queue.statuses import SEED
 
 pytestmark = pytest.mark.slow
 

@@ -37,9 +37,9 @@ from pydantic import TypeAdapter
 
 from deployments.up import prefect_server
 from flows.rebalance import rebalance
-from tasks.capacity.budget import Budget
-from tasks.orchestration import Orchestrator
-from tasks.pools import REBALANCE, REGISTRE
+from tasks.control.orchestration import Orchestrator
+from tasks.control.pools import REBALANCE, REGISTRE
+from tasks.coordination.capacity.budget import Budget
 from tasks.services import capacity_manager, redis_client
 from tasks.settings import get_settings, load_settings
 

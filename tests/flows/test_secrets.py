@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from sandbox.registry.catalogue import ACCOUNTS, ACTES, INDEX_DOCUMENTS
+from tasks.queue.statuses import SEED
 from tasks.settings import get_settings
-from tasks.statuses import SEED
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ from prefect.client.schemas.objects import StateType
 from deployments.server_database import configured_url, prepare
 from sandbox.postgres import ADMIN_DSN, drop_database, prefect_database_url
 from sandbox.registry import control
-from tasks.settings import ConfigError
-from tasks.statuses import SEED
+from tasks.failures import ConfigError
+from tasks.queue.statuses import SEED
 
 from .conftest import throwaway_prefect_server
 from .control_plane import ONE_SLOT, index_columns, limits_in_prefect, run_of, state_of

@@ -8,12 +8,12 @@ from rich.console import Console
 
 from deployments.status import Sources, snapshot
 from deployments.status_view import render
-from tasks.allocation import Split
-from tasks.jobs import Claimable, Stage
-from tasks.orchestration import Orchestrator
-from tasks.planning import Limits
-from tasks.pools import REGISTRE, run_owner
-from tasks.queue import Queue
+from tasks.control.allocation import Split
+from tasks.control.orchestration import Orchestrator
+from tasks.control.planning import Limits
+from tasks.control.pools import REGISTRE, run_owner
+from tasks.queue.jobs import Claimable, Stage
+from tasks.queue.table import Queue
 from tasks.settings import get_settings
 
 from .test_orchestration import INDEX, index_columns

@@ -24,10 +24,10 @@ from prefect.exceptions import ObjectNotFound
 from sandbox.postgres import ADMIN_DSN, drop_database
 from sandbox.registry.catalogue import INDEX_DOCUMENTS
 from sandbox.supabase import serve as serve_supabase
-from tasks.dispatch import ControlPlane, dispatch_until
-from tasks.pools import REBALANCE
+from tasks.control.dispatch import ControlPlane, dispatch_until
+from tasks.control.pools import REBALANCE
+from tasks.queue.statuses import SEED
 from tasks.settings import load_settings
-from tasks.statuses import SEED
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRE = ROOT / ".venv" / "bin" / "registre"

@@ -20,10 +20,10 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.settings import PREFECT_API_URL
 
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS
-from tasks.jobs import Claimable
-from tasks.orchestration import Orchestrator
-from tasks.pools import OCR_POOL, REBALANCE, REGISTRE, REGISTRE_POOL
-from tasks.statuses import SEED
+from tasks.control.orchestration import Orchestrator
+from tasks.control.pools import OCR_POOL, REBALANCE, REGISTRE, REGISTRE_POOL
+from tasks.queue.jobs import Claimable
+from tasks.queue.statuses import SEED
 from tests.flows.prefect_ui import PrefectUI, check_ui_served, prefect_ui
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from sandbox.registry.catalogue import INDEX_DOCUMENTS
-from tasks.statuses import SEED
+from tasks.queue.statuses import SEED
 
 REGISTRE = str(Path(sys.executable).with_name("registre"))
 

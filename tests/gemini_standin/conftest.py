@@ -9,7 +9,7 @@ import pytest
 from google import genai
 from google.genai import types
 
-from tasks import ratelimit
+from tasks.coordination import ratelimit
 from tasks.gemini.client import make_client
 from tasks.gemini.generate import GenerateResult, RateLimiter, RetryPolicy, generate
 

@@ -11,7 +11,7 @@ import redis
 from PIL import Image
 
 from sandbox import gemini as standin
-from tasks import ratelimit
+from tasks.coordination import ratelimit
 from tasks.gemini.client import make_client
 from tasks.gemini.errors import GeminiRejected, MalformedOutput, TruncatedOutput, Unavailable
 from tests.conftest import TEST_REDIS_URL

@@ -10,9 +10,10 @@ from google.genai import types
 from PIL import Image
 
 from sandbox.registry import catalogue
-from tasks import index_text, page_images
 from tasks.gemini.files import document_part
-from tasks.index_rows import IndexPage
+from tasks.pages import images as page_images
+from tasks.pages import index_text
+from tasks.pages.index_rows import IndexPage
 
 from .conftest import MODEL, call, stats
 

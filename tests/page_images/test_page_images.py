@@ -9,7 +9,7 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image, ImageDraw
 
-from tasks import page_images
+from tasks.pages import images as page_images
 
 
 def make_pdf(count: int, size_px: tuple[int, int] = (612, 792), resolution: int = 72) -> bytes:

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from psycopg.types.json import Jsonb
 
-from tasks.costs import DailyCost, ModelTokens, daily_costs, fresh_download
-from tasks.jobs import Job, Stage
-from tasks.queue import Queue
-from tasks.statuses import SEED
+from tasks.queue.costs import DailyCost, ModelTokens, daily_costs, fresh_download
+from tasks.queue.jobs import Job, Stage
+from tasks.queue.statuses import SEED
+from tasks.queue.table import Queue
 from tasks.storage import Storage
 
 FLASH, PRO = "gemini-2.5-flash", "gemini-2.5-pro"

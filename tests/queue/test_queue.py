@@ -11,10 +11,10 @@ import httpx
 import pytest
 from supabase import ClientOptions, create_client
 
-from tasks.jobs import InvalidJob, Stage, parse_job
-from tasks.queue import LeaseLost, Queue
-from tasks.statuses import NOTAFLOW, SEED
-from tasks.supabase_client import QueueError
+from tasks.queue.client import QueueError
+from tasks.queue.jobs import InvalidJob, Stage, parse_job
+from tasks.queue.statuses import NOTAFLOW, SEED
+from tasks.queue.table import LeaseLost, Queue
 
 INSERT = """
     INSERT INTO extraction_queue (document_source, document_number, circonscription_fonciere,
@@ -382,7 +382,7 @@ def test_an_environment_with_a_wrong_key_waits_and_the_others_go_on(
 
 
 def test_lease_keeper_keeps_a_long_run_from_being_recovered(prod, make_settings):
-    from tasks.lease import LeaseKeeper
+    from tasks.queue.row_lease import LeaseKeeper
 
     project = prod["prod"]
     job_id = insert(project)

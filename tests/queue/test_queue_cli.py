@@ -7,11 +7,11 @@ import pytest
 from typer.testing import CliRunner
 
 from deployments.cli import app
-from tasks.jobs import InvalidJob, Stage, parse_job
-from tasks.queue import Queue
-from tasks.requests import ACTE_TYPES, CIRCONSCRIPTIONS
+from tasks.queue.jobs import InvalidJob, Stage, parse_job
+from tasks.queue.statuses import SEED
+from tasks.queue.table import Queue
+from tasks.request import ACTE_TYPES, CIRCONSCRIPTIONS
 from tasks.settings import get_settings
-from tasks.statuses import SEED
 
 runner = CliRunner()
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from tasks.jobs import Stage
-from tasks.queue import Queue
-from tasks.statuses import NOTAFLOW, SEED
-from tasks.supabase_client import QueueError
+from tasks.queue.client import QueueError
+from tasks.queue.jobs import Stage
+from tasks.queue.statuses import NOTAFLOW, SEED
+from tasks.queue.table import Queue
 
 FAILED = """
     INSERT INTO extraction_queue (document_source, document_number, circonscription_fonciere,

@@ -17,7 +17,7 @@ import pytest
 from deployments.migrations import MIGRATIONS_DIR
 from sandbox.postgres import create_database, drop_database
 from sandbox.queue_rows import fill_queue
-from tasks.statuses import LIVE, MAPPINGS
+from tasks.queue.statuses import LIVE, MAPPINGS
 
 LIVE_INDEXES = {"idx_extraction_queue_live", "idx_extraction_queue_live_lease"}
 MIGRATION = MIGRATIONS_DIR / "20261206000000_registre_flows_steady_state.sql"

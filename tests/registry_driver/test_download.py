@@ -4,7 +4,7 @@ import pytest
 
 from sandbox.registry import control
 from tasks.registry import BrowserHost, DownloadResult, download_document
-from tasks.requests import Request
+from tasks.request import Request
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import pypdfium2 as pdfium
 import pytest
 
 from sandbox.registry import catalogue
-from tasks.index_rows import NATURES, IndexPage
+from tasks.pages.index_rows import NATURES, IndexPage
 
 DIGEST_SCRIPT = """
 import hashlib

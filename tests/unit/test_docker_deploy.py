@@ -22,7 +22,7 @@ from deployments.docker import (
     pull_steps,
 )
 from deployments.up import prefect_server
-from tasks.pools import DEPLOYMENTS, OCR_ACTE, POOL_QUEUES
+from tasks.control.pools import DEPLOYMENTS, OCR_ACTE, POOL_QUEUES
 from tasks.settings import load_settings
 
 pytestmark = pytest.mark.slow

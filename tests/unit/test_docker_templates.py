@@ -32,7 +32,7 @@ from deployments.docker import (
     settings_file,
 )
 from deployments.image import CONTEXT, content_tag
-from tasks.pools import (
+from tasks.control.pools import (
     CONTROL_POOL,
     OCR_ACTE,
     OCR_INDEX,

@@ -5,9 +5,18 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tasks.capacity.budget import WorkerKind
-from tasks.capacity.leases import CapacityExceeded
-from tasks.failures import RETRY_MAX_SECONDS, DocumentFailed, Failure, Fate, RetryLater, decide
+from tasks.coordination.capacity.budget import WorkerKind
+from tasks.coordination.capacity.leases import CapacityExceeded
+from tasks.coordination.ratelimit import RateLimitTimeout
+from tasks.failures import (
+    RETRY_MAX_SECONDS,
+    ConfigError,
+    DocumentFailed,
+    Failure,
+    Fate,
+    RetryLater,
+    decide,
+)
 from tasks.gemini.errors import (
     GeminiConfigError,
     GeminiRejected,
@@ -15,20 +24,18 @@ from tasks.gemini.errors import (
     RateLimited,
     rejected,
 )
-from tasks.jobs import InvalidJob
 from tasks.ocr import OcrFailed
-from tasks.page_images import EmptyPdf, TooManyPages
-from tasks.queue import LeaseLost
-from tasks.ratelimit import RateLimitTimeout
+from tasks.pages.images import EmptyPdf, TooManyPages
+from tasks.queue.client import QueueError
+from tasks.queue.jobs import InvalidJob
+from tasks.queue.table import LeaseLost
 from tasks.registry.errors import (
     AccountStoreError,
     DocumentNotFound,
     NoAccountAvailable,
     SiteUnavailable,
 )
-from tasks.requests import InvalidRequest
-from tasks.settings import ConfigError
-from tasks.supabase_client import QueueError
+from tasks.request import InvalidRequest
 
 
 @pytest.mark.parametrize(

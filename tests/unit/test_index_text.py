@@ -3,8 +3,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.index_rows import NATURES, IndexPage, IndexRow, Party
-from tasks.index_text import format_pages, parse_pages
+from tasks.pages.index_rows import NATURES, IndexPage, IndexRow, Party
+from tasks.pages.index_text import format_pages, parse_pages
 
 # Cell text as a register holds it: no line breaks, no ";" (it separates parties), no ":" at the
 # start, never the literal empty marker.

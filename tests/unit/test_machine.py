@@ -5,7 +5,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from tasks.machine import (
+from tasks.coordination.machine import (
     GB,
     Limit,
     Machine,

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from tasks.outages import Outages, Service
+from tasks.coordination.outages import Outages, Service
 
 REDIS = Service("Redis at 127.0.0.1:1/0", "check REDIS_URL and that Redis runs")
 

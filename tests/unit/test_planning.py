@@ -4,10 +4,8 @@ import itertools
 
 import pytest
 
-from tasks.allocation import Split
-from tasks.capacity.budget import DEFAULT_COSTS, Budget
-from tasks.jobs import Claimable
-from tasks.planning import (
+from tasks.control.allocation import Split
+from tasks.control.planning import (
     NO_LIMITS,
     CapacityCheck,
     InsufficientCapacity,
@@ -20,8 +18,10 @@ from tasks.planning import (
     run_name,
     runs_to_create,
 )
-from tasks.pools import OCR_ACTE, OCR_INDEX, OCR_POOL, REGISTRE, REGISTRE_POOL
-from tasks.settings import ConfigError
+from tasks.control.pools import OCR_ACTE, OCR_INDEX, OCR_POOL, REGISTRE, REGISTRE_POOL
+from tasks.coordination.capacity.budget import DEFAULT_COSTS, Budget
+from tasks.failures import ConfigError
+from tasks.queue.jobs import Claimable
 
 SEED_HOST = Budget(6.4, 12.8)  # 8 vCPU / 16 GB with 20 % kept back
 

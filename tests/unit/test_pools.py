@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks.pools import DEPLOYMENTS, DOCUMENT_DEPLOYMENTS, POOL_QUEUES, REBALANCE
+from tasks.control.pools import DEPLOYMENTS, DOCUMENT_DEPLOYMENTS, POOL_QUEUES, REBALANCE
 
 PREFECT_YAML = Path(__file__).resolve().parents[2] / "prefect.yaml"
 

@@ -5,10 +5,11 @@ from types import SimpleNamespace
 import pytest
 from google.genai import types
 
-from tasks.costs import reuse_hours
+from tasks.failures import ConfigError
 from tasks.gemini.generate import TokenUsage, generate
-from tasks.pricing import DEFAULT_PRICES, GeminiBill, PriceTableError, price_table
-from tasks.settings import ConfigError, load_settings
+from tasks.gemini.pricing import DEFAULT_PRICES, GeminiBill, PriceTableError, price_table
+from tasks.queue.costs import reuse_hours
+from tasks.settings import load_settings
 
 FLASH, PRO = "gemini-2.5-flash", "gemini-2.5-pro"
 

@@ -5,11 +5,11 @@ from dataclasses import replace
 import pytest
 
 from flows.rebalance import fingerprint, report_refresh_s
-from tasks.allocation import Split
-from tasks.capacity.budget import Budget, Cost
-from tasks.capacity.leases import CapacityStatus
-from tasks.dispatch import Picture
-from tasks.planning import Limits
+from tasks.control.allocation import Split
+from tasks.control.dispatch import Picture
+from tasks.control.planning import Limits
+from tasks.coordination.capacity.budget import Budget, Cost
+from tasks.coordination.capacity.leases import CapacityStatus
 
 
 def picture(**changes: object) -> Picture:

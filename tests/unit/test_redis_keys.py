@@ -4,8 +4,8 @@ from importlib.resources import files
 
 import pytest
 
-from tasks.lua import read_script
-from tasks.redis_keys import RedisKeys
+from tasks.coordination.lua import read_script
+from tasks.coordination.redis_keys import RedisKeys
 
 
 def test_the_keys_operators_know_keep_their_names():
@@ -60,7 +60,7 @@ def test_no_prefix_is_the_default():
     assert RedisKeys().pool_allocation == "worker_pool:allocation"
 
 
-SCRIPTS = sorted(p.name.removesuffix(".lua") for p in files("tasks.lua").iterdir()
+SCRIPTS = sorted(p.name.removesuffix(".lua") for p in files("tasks.coordination.lua").iterdir()
                  if p.name.endswith(".lua"))  # fmt: skip
 
 

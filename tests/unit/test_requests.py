@@ -5,9 +5,9 @@ import re
 import pytest
 
 from sandbox.registry.catalogue import CIRCONSCRIPTIONS as STAND_IN_CIRCONSCRIPTIONS
-from tasks.jobs import InvalidJob, Stage, parse_job
+from tasks.queue.jobs import InvalidJob, Stage, parse_job
 from tasks.registry.evidence import LABEL_MAX, _stem
-from tasks.requests import (
+from tasks.request import (
     CIRCONSCRIPTIONS,
     InvalidRequest,
     check_circonscription,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deployments.server_database import configured_url
-from tasks.settings import ConfigError
+from tasks.failures import ConfigError
 
 
 def test_no_url_or_sqlite_is_left_to_prefect():

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.machine import this_machine
-from tasks.settings import ConfigError, load_settings
+from tasks.coordination.machine import this_machine
+from tasks.failures import ConfigError
+from tasks.settings import load_settings
 
 
 def settings(**values):

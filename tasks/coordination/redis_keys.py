@@ -14,20 +14,20 @@ class RedisKeys:
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
         p = prefix
-        # Capacity reservations (tasks/capacity/leases.py)
+        # Capacity reservations (tasks/coordination/capacity/leases.py)
         self.capacity_hosts = f"{p}server:hosts"  # zset: host id -> its budget expires at, ms
         self.capacity_budgets = f"{p}server:hosts:budget"  # hash: host id -> json budget, runs
         self.capacity_leases = f"{p}server:leases"  # zset: lease id -> it expires at, ms
         self.capacity_workers = f"{p}server:workers"  # hash: lease id -> json lease record
         self.capacity_cpu_allocated = f"{p}server:cpu:allocated"  # string: vCPU leased now
         self.capacity_ram_allocated = f"{p}server:ram:allocated"  # string: GB leased now
-        # Gemini rate limiter (tasks/ratelimit.py)
+        # Gemini rate limiter (tasks/coordination/ratelimit.py)
         self.gemini_log = f"{p}gemini:log"  # zset: "<request id>:<tokens>" -> admitted at, µs
         self.gemini_rpm = f"{p}gemini:rpm:current"  # string: requests in the trailing window
         self.gemini_tpm = f"{p}gemini:tpm:current"  # string: tokens in the trailing window
         self.gemini_paused = f"{p}gemini:paused"  # string "1": every process waits out its TTL
         self.gemini_epoch = f"{p}gemini:epoch"  # string "<id>:<ms>": when the window's memory began
-        # Control plane (tasks/dispatch.py)
+        # Control plane (tasks/control/dispatch.py)
         self.pool_limits = f"{p}worker_pool:limits"  # string: json of the limits last set
         self.pool_allocation = f"{p}worker_pool:allocation"  # string: json index/acte split
         self.dispatch_lock = f"{p}dispatch:lock"  # string: the dispatcher's token, with a TTL

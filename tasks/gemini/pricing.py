@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tasks.settings import ConfigError
+from tasks.failures import ConfigError
 
 __all__ = [
     "DEFAULT_PRICES",

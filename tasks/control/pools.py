@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.capacity.budget import WorkerKind
-from tasks.jobs import Stage
+from tasks.coordination.capacity.budget import WorkerKind
+from tasks.queue.jobs import Stage
 
 REGISTRE_POOL = "registre"
 OCR_POOL = "ocr"
@@ -32,7 +32,7 @@ class DocumentDeployment(Deployment):
 
     stage: Stage
     sources: tuple[str, ...] | None  # None: every source
-    kind: WorkerKind  # what a run costs (tasks/capacity/budget.py)
+    kind: WorkerKind  # what a run costs (tasks/coordination/capacity/budget.py)
 
 
 REGISTRE = DocumentDeployment(

@@ -7,19 +7,15 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tasks.settings import Settings
-
 __all__ = [
     "DEFAULT_COSTS",
     "Budget",
     "CapacityPlan",
     "Cost",
     "WorkerKind",
-    "cost_table",
     "host_budget",
     "max_count",
     "plan_capacity",
-    "settings_budget",
 ]
 
 _EPSILON = 1e-9  # float sums of costs such as 0.1 must not refuse an exact fit
@@ -55,29 +51,12 @@ DEFAULT_COSTS = {
 }
 
 
-def cost_table(settings: Settings) -> dict[WorkerKind, Cost]:
-    return {
-        WorkerKind.REGISTRE: Cost(settings.cost_registre_cpu, settings.cost_registre_ram),
-        WorkerKind.INDEX_OCR: Cost(settings.cost_index_ocr_cpu, settings.cost_index_ocr_ram),
-        WorkerKind.ACTE_OCR: Cost(settings.cost_acte_ocr_cpu, settings.cost_acte_ocr_ram),
-    }
-
-
 def host_budget(
     max_cpu: float, max_ram: float, reserve_cpu_percent: float, reserve_ram_percent: float
 ) -> Budget:
     return Budget(
         max_cpu - max_cpu * reserve_cpu_percent / 100,
         max_ram - max_ram * reserve_ram_percent / 100,
-    )
-
-
-def settings_budget(settings: Settings) -> Budget:
-    return host_budget(
-        settings.server_max_cpu,
-        settings.server_max_ram,
-        settings.server_reserve_cpu_percent,
-        settings.server_reserve_ram_percent,
     )
 
 

@@ -4,8 +4,8 @@ import logging
 import threading
 from types import TracebackType
 
-from tasks.jobs import Job
-from tasks.queue import LeaseLost, Queue
+from tasks.queue.jobs import Job
+from tasks.queue.table import LeaseLost, Queue
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import redis
 
-from tasks.outages import Outages, redis_service
+from tasks.coordination.outages import Outages, redis_service
 
 __all__ = ["every"]
 

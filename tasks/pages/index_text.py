@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.index_rows import IndexPage, IndexRow, Party
+from tasks.pages.index_rows import IndexPage, IndexRow, Party
 
 # The text layout operators and the boost prompt know (DOMAIN.md §3.2): page markers, header block,
 # one "Ligne N:" block per inscription, "[Vide]" for an empty cell.

@@ -27,9 +27,8 @@ from prefect.client.schemas.objects import TERMINAL_STATES, FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed, Scheduled
 
-from tasks.jobs import Claimable
-from tasks.planning import Limits, idempotency_key, run_name
-from tasks.pools import (
+from tasks.control.planning import Limits, idempotency_key, run_name
+from tasks.control.pools import (
     DOCUMENT_DEPLOYMENTS,
     OCR_ACTE,
     OCR_INDEX,
@@ -39,7 +38,8 @@ from tasks.pools import (
     Deployment,
     DocumentDeployment,
 )
-from tasks.settings import ConfigError
+from tasks.failures import ConfigError
+from tasks.queue.jobs import Claimable
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tasks.allocation import Split, allocate, ocr_capacity
-from tasks.capacity.budget import Budget, Cost, WorkerKind, cost_table, max_count, settings_budget
-from tasks.jobs import Claimable
-from tasks.pools import (
+from tasks.control.allocation import Split, allocate, ocr_capacity
+from tasks.control.pools import (
     DOCUMENT_DEPLOYMENTS,
     OCR_ACTE,
     OCR_INDEX,
@@ -19,7 +17,16 @@ from tasks.pools import (
     REGISTRE_POOL,
     DocumentDeployment,
 )
-from tasks.settings import ConfigError, Settings
+from tasks.coordination.capacity.budget import (
+    Budget,
+    Cost,
+    WorkerKind,
+    max_count,
+)
+from tasks.failures import ConfigError
+from tasks.queue.jobs import Claimable
+from tasks.services import cost_table, settings_budget
+from tasks.settings import Settings
 
 RUN_NAME_NUMBER_MAX = 60  # characters of the document number kept in a run's name
 RUN_NAME_SOURCE_MAX = 20  # and of its source ("plan_cadastraux" has 15)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tasks.capacity.budget import DEFAULT_COSTS, Budget, Cost, WorkerKind
+from tasks.coordination.capacity.budget import DEFAULT_COSTS, Budget, Cost, WorkerKind
 
 __all__ = ["Split", "allocate", "js_round", "ocr_capacity", "seed_split"]
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from tasks.jobs import Job
-from tasks.queue import Queue
-from tasks.requests import DEFAULT_CIRCONSCRIPTION
+from tasks.queue.client import QueueError, with_network_retries
+from tasks.queue.jobs import Job
+from tasks.queue.paths import parse_supabase_path
+from tasks.queue.table import Queue
+from tasks.request import DEFAULT_CIRCONSCRIPTION
 from tasks.settings import Settings
-from tasks.storage import parse_supabase_path
-from tasks.supabase_client import QueueError, with_network_retries
 
 __all__ = ["DailyCost", "ModelTokens", "Reuse", "daily_costs", "fresh_download", "reuse_hours"]
 

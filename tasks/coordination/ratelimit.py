@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import redis
 
+from tasks.coordination.lua import read_script
+from tasks.coordination.redis_keys import RedisKeys
 from tasks.failures import RetryLater
-from tasks.lua import read_script
-from tasks.redis_keys import RedisKeys
 
 __all__ = [
     "GeminiLimiter",

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from tasks.failures import DocumentFailed
-from tasks.requests import OCR_SOURCES, SOURCES, InvalidRequest, Request, check_request, text
+from tasks.request import OCR_SOURCES, SOURCES, InvalidRequest, Request, check_request, text
 
 __all__ = ["Claimable", "Held", "InvalidJob", "Job", "Retried", "Stage", "parse_job"]
 

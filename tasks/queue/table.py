@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 from supabase import Client
 
 from tasks.failures import Fate, decide
-from tasks.jobs import Claimable, Held, InvalidJob, Job, Retried, Stage, parse_job
-from tasks.requests import OCR_SOURCES
+from tasks.queue.client import QueueError, connect, with_network_retries
+from tasks.queue.jobs import Claimable, Held, InvalidJob, Job, Retried, Stage, parse_job
+from tasks.queue.statuses import NAMES, StatusMap, status_map
+from tasks.request import OCR_SOURCES
 from tasks.settings import Settings
-from tasks.statuses import NAMES, StatusMap, status_map
-from tasks.supabase_client import QueueError, connect, with_network_retries
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Run-time capacity reservations in Redis: each live host registers its budget, and each run
 holds a lease on its cost while it works, so that every process on every host shares one view
-of what is free. The checks and writes are the Lua scripts tasks/lua/capacity_*.lua."""
+of what is free. The checks and writes are the Lua scripts tasks/coordination/lua/capacity_*.lua."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from functools import partial
 
 import redis
 
-from tasks.capacity.budget import DEFAULT_COSTS, Budget, Cost, WorkerKind
-from tasks.capacity.heartbeat import every
+from tasks.coordination.capacity.budget import DEFAULT_COSTS, Budget, Cost, WorkerKind
+from tasks.coordination.capacity.heartbeat import every
+from tasks.coordination.lua import read_script
+from tasks.coordination.redis_keys import RedisKeys
 from tasks.failures import RetryLater
-from tasks.lua import read_script
-from tasks.redis_keys import RedisKeys
 
 __all__ = ["CapacityExceeded", "CapacityLease", "CapacityManager", "CapacityStatus"]
 

@@ -21,19 +21,18 @@ from prefect import get_client
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import PrefectHTTPStatusError
 
-from tasks.capacity.budget import cost_table
-from tasks.capacity.leases import CapacityManager, CapacityStatus
-from tasks.jobs import Stage
-from tasks.lua import read_script
-from tasks.orchestration import Orchestrator
-from tasks.outages import SUPABASE, Outages, Service, prefect_service, redis_service
-from tasks.planning import Limits, free_slots, plan_limits, runs_to_create
-from tasks.pools import DOCUMENT_DEPLOYMENTS, DocumentDeployment, owner_run, run_owner
-from tasks.queue import Queue
-from tasks.redis_keys import RedisKeys
-from tasks.services import capacity_manager, redis_client
+from tasks.control.orchestration import Orchestrator
+from tasks.control.planning import Limits, free_slots, plan_limits, runs_to_create
+from tasks.control.pools import DOCUMENT_DEPLOYMENTS, DocumentDeployment, owner_run, run_owner
+from tasks.coordination.capacity.leases import CapacityManager, CapacityStatus
+from tasks.coordination.lua import read_script
+from tasks.coordination.outages import SUPABASE, Outages, Service, prefect_service, redis_service
+from tasks.coordination.redis_keys import RedisKeys
+from tasks.queue.client import QueueError
+from tasks.queue.jobs import Stage
+from tasks.queue.table import Queue
+from tasks.services import capacity_manager, cost_table, redis_client
 from tasks.settings import Settings
-from tasks.supabase_client import QueueError
 
 logger = logging.getLogger(__name__)
 
