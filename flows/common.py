@@ -22,11 +22,11 @@ from tasks.control.dispatch import ControlPlane, Ending, dispatch, settle_dead_r
 from tasks.control.pools import BY_FLOW, DocumentDeployment, run_owner
 from tasks.coordination.capacity.leases import CapacityExceeded
 from tasks.failures import Fate, Verdict, decide
-from tasks.queue.jobs import Job, Stage
+from tasks.queue.jobs import Job
 from tasks.queue.row_lease import LeaseKeeper
 from tasks.queue.table import LeaseLost, Queue
 from tasks.services import capacity_manager, redis_client, settings_budget
-from tasks.settings import Settings, get_settings
+from tasks.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +36,7 @@ def settle_failure(
 ) -> tuple[Verdict, dict[str, Any] | None]:
     """Decide the row's fate from what the run raised (tasks/failures.py) and write it; returns
     the verdict and the row as left (None when the lease was already lost)."""
-    attempts = int(job.row.get("ocr_attempts" if job.stage is Stage.OCR else "attemtps") or 0)
-    verdict = decide(exc, attempts=attempts, base_s=base_s)
+    verdict = decide(exc, attempts=job.attempts, base_s=base_s)
     if verdict.fate is Fate.WAIT:
         return verdict, queue.release(job, verdict.message, retry_delay_seconds=verdict.delay_s)
     permanent, delay = verdict.fate is Fate.ERROR, verdict.delay_s
@@ -72,7 +71,7 @@ def document_run(
     """Reserve, claim `job_id`, lease, then the body's work; a failure of the work is settled on
     the row (settle_failure), then re-raised. `run.skipped` is set instead of `run.job` when there
     is no room or the row is not claimable."""
-    settings = get_settings()
+    settings = load_settings()
     run_id = this_run.get_id()
     owner = run_owner(deployment.flow, run_id or f"{socket.gethostname()}:{uuid.uuid4()}")
     with ExitStack() as stack:
@@ -128,7 +127,7 @@ def this_host_registered(settings: Settings) -> Iterator[str]:
 def _quietly(what: str, step: Callable[[ControlPlane], object]) -> None:
     """Hooks must not fail a run that did its work: the rebalance flow repeats what they miss."""
     try:
-        with ControlPlane.open(get_settings()) as cp:
+        with ControlPlane.open(load_settings()) as cp:
             step(cp)
     except Exception:
         logger.warning("%s failed; the next rebalance will do it", what, exc_info=True)

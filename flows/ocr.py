@@ -39,7 +39,7 @@ from tasks.pages.index_text import format_pages
 from tasks.queue.jobs import Job
 from tasks.queue.row_lease import LeaseKeeper
 from tasks.queue.table import Queue
-from tasks.settings import Settings, get_settings
+from tasks.settings import Settings, load_settings
 from tasks.storage import fetch_stored_pdf
 
 
@@ -149,7 +149,7 @@ def ocr_document(deployment: DocumentDeployment, env: str, job_id: str) -> Any:
 
 def spend_columns(job: Job, bill: GeminiBill) -> dict[str, Any]:
     """The row's Gemini spending: earlier attempts' (on the row) plus this run's."""
-    return {**bill.columns(job.row.get("gemini_usage")), "gemini_cost_at": _now()}
+    return {**bill.columns(job.gemini_usage), "gemini_cost_at": _now()}
 
 
 def record_failed_spend(queue: Queue, job: Job, bill: GeminiBill) -> None:
@@ -204,7 +204,7 @@ def main() -> None:
     parser.add_argument("--job-id", required=True)
     args = parser.parse_args()
     flow_fn = ocr_index if args.kind == "index" else ocr_acte
-    with this_host_registered(get_settings()):
+    with this_host_registered(load_settings()):
         print(flow_fn(env=args.env, job_id=args.job_id))
 
 

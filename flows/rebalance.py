@@ -20,7 +20,7 @@ from tasks.control.dispatch import ControlPlane, Picture, dispatch, reconcile
 from tasks.control.pools import REBALANCE
 from tasks.coordination.ratelimit import WindowUsage
 from tasks.services import gemini_limiter
-from tasks.settings import get_settings
+from tasks.settings import load_settings
 
 LOCK_WAIT_S = 10  # a worker's dispatch holds the lock for a fraction of a second
 REPORT_REFRESH_S = 3600  # an unchanged report is written again after this (or half the retention)
@@ -153,7 +153,7 @@ def rebalance() -> dict[str, Any]:
     """Limits from the live hosts, the OCR split by queue depth, dead runs taken back, runs for
     the waiting documents."""
     logger = get_run_logger()
-    settings = get_settings()
+    settings = load_settings()
     # Plain calls, not tasks: at 2,880 runs a day, each task run would add a row, its three
     # states, three events and a log line, which the one log line below makes redundant.
     with ControlPlane.open(settings) as cp:

@@ -22,7 +22,7 @@ from tasks.queue.jobs import Job
 from tasks.queue.table import Queue
 from tasks.registry.errors import RegistryError
 from tasks.registry.models import DownloadResult
-from tasks.settings import Settings, get_settings
+from tasks.settings import Settings, load_settings
 from tasks.storage import store_evidence, store_pdf
 
 
@@ -45,7 +45,7 @@ async def download_or_keep_evidence(
 @flow(name=REGISTRE.flow, **HOOKS)
 async def registre(env: str, job_id: str) -> Any:
     """Download the request `job_id` of environment `env`, store it, mark it downloaded."""
-    settings = get_settings()
+    settings = load_settings()
     with (
         tempfile.TemporaryDirectory() as evidence_dir,
         document_run(REGISTRE, env, job_id) as run,
@@ -73,8 +73,7 @@ async def registre(env: str, job_id: str) -> Any:
 
 def registry_columns(job: Job, fee_usd: float, reuse: Reuse | None) -> dict[str, Any]:
     """The row's registry fees (earlier downloads' plus this one's) and the reused row."""
-    earlier = float(job.row.get("registry_cost_usd") or 0)
-    return {"registry_cost_usd": round(earlier + fee_usd, 6),
+    return {"registry_cost_usd": round(job.registry_cost_usd + fee_usd, 6),
             "reused_from": reuse and reuse.row_id}  # fmt: skip
 
 
@@ -101,7 +100,7 @@ def main() -> None:
     parser.add_argument("--env", choices=["prod", "staging", "dev"], required=True)
     parser.add_argument("--job-id", required=True)
     args = parser.parse_args()
-    with this_host_registered(get_settings()):
+    with this_host_registered(load_settings()):
         print(asyncio.run(registre(env=args.env, job_id=args.job_id)))
 
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -214,8 +213,3 @@ def load_settings(**overrides: object) -> Settings:
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{variable}: {message}" if variable else message)
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return load_settings()

@@ -19,7 +19,7 @@ from tasks.coordination.capacity.budget import (
 )
 from tasks.failures import ConfigError
 from tasks.services import cost_table, settings_budget
-from tasks.settings import Settings, get_settings
+from tasks.settings import Settings, load_settings
 
 capacity_app = typer.Typer(help="Capacity planning and live reservations.", no_args_is_help=True)
 
@@ -43,7 +43,7 @@ def plan(
 ) -> None:
     """Whether REGISTRE + OCR workers fit a host's budget, and the largest counts that do.
     Without --cpu / --ram: SERVER_MAX_CPU / SERVER_MAX_RAM, or when unset this machine's size."""
-    settings = get_settings()
+    settings = load_settings()
     max_cpu = settings.server_max_cpu if cpu is None else cpu
     max_ram = settings.server_max_ram if ram is None else ram
     cpu_origin = settings.size_origin("cpu") if cpu is None else "--cpu"
@@ -103,7 +103,7 @@ def status() -> None:
     (the first sections of `registre status`)."""
     from deployments.status_view import show
 
-    show(get_settings(), sections=("capacity", "gemini"))
+    show(load_settings(), sections=("capacity", "gemini"))
 
 
 def capacity_checked(settings: Settings, pools: tuple[str, ...]) -> Settings:

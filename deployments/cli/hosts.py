@@ -78,7 +78,7 @@ def worker_command(
         console.print(f"[red]--pool must be one of {', '.join(POOLS)} or all[/red]")
         raise typer.Exit(2)
     pools = POOLS if pool == "all" else (pool,)
-    settings = capacity_checked(settings_or_exit(REGISTRE_HOST_ID=host_id), pools)
+    settings = capacity_checked(settings_or_exit(registre_host_id=host_id), pools)
     try:
         run_host(settings, pools, run_dir)
     except (ConfigError, InsufficientCapacity, QueueError) as exc:

@@ -3,33 +3,30 @@ saying why they cannot be read."""
 
 from __future__ import annotations
 
-import os
-
 import typer
 from rich.console import Console
 
 from tasks.failures import ConfigError
 from tasks.queue.table import Queue
-from tasks.settings import Settings, get_settings
+from tasks.settings import Settings, load_settings
 
 console = Console()
 
 
 def queue_or_exit() -> Queue:
     try:
-        return Queue(get_settings())
+        return Queue(load_settings())
     except ConfigError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
 
 
-def settings_or_exit(**environ: str | None) -> Settings:
-    """The settings, after setting the given environment variables (None: left as they are)."""
-    for name, value in environ.items():
-        if value is not None:
-            os.environ[name] = value  # the Prefect workers and their runs read it too
+def settings_or_exit(**options: object) -> Settings:
+    """The settings, the command's options (None: not given) over the environment's values."""
     try:
-        return get_settings()
+        return load_settings(
+            **{name: value for name, value in options.items() if value is not None}
+        )
     except ConfigError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

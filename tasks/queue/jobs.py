@@ -18,6 +18,11 @@ class Stage(StrEnum):
     OCR = "ocr"
 
 
+# The column that counts a stage's attempts. `attemtps` is the table's own spelling, inherited from
+# the system we replace (DOMAIN.md): renaming it here would read a column that does not exist.
+ATTEMPTS_COLUMN = {Stage.REGISTRE: "attemtps", Stage.OCR: "ocr_attempts"}
+
+
 class InvalidJob(DocumentFailed):
     """The row cannot be processed as it stands; the message says what to fix."""
 
@@ -36,7 +41,9 @@ class Job:
     request: Request  # what the row asks for, checked
     supabase_path: str | None
     created_at: str
-    row: dict[str, Any] = field(repr=False, compare=False)
+    attempts: int  # this stage's failed attempts so far (the retry backoff grows with them)
+    registry_cost_usd: float  # the registry's fees recorded by earlier downloads
+    gemini_usage: dict[str, Any] | None = field(repr=False)  # tokens recorded by earlier OCR
 
     @property
     def document_source(self) -> str:
@@ -107,5 +114,7 @@ def parse_job(env: str, row: dict[str, Any], stage: Stage, owner: str) -> Job:
         request=request,
         supabase_path=supabase_path,
         created_at=str(row.get("created_at")),
-        row=row,
+        attempts=int(row.get(ATTEMPTS_COLUMN[stage]) or 0),
+        registry_cost_usd=float(row.get("registry_cost_usd") or 0),
+        gemini_usage=row.get("gemini_usage"),
     )

@@ -179,8 +179,8 @@ class Queue:
 
     def mark_ocr_done(self, job: Job, texts: dict[str, Any]) -> int:
         """The OCR stage's result: the texts (and structured rows) written, the row done."""
-        attempts = int(job.row.get("ocr_attempts") or 0) + 1
-        fields = {**texts, "ocr_completed_at": _now(), "ocr_error": None, "ocr_attempts": attempts}
+        fields = {**texts, "ocr_completed_at": _now(), "ocr_error": None,
+                  "ocr_attempts": job.attempts + 1}  # fmt: skip
         self.complete(job, self.statuses.done, fields)
         return self.statuses.done
 

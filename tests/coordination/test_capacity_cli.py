@@ -9,7 +9,7 @@ from deployments.cli.capacity import capacity_app
 from tasks.control.planning import settings_offer
 from tasks.coordination.capacity.budget import WorkerKind, host_budget
 from tasks.coordination.capacity.leases import CapacityManager
-from tasks.settings import get_settings
+from tasks.settings import load_settings
 
 from .conftest import TEST_REDIS_URL
 
@@ -20,9 +20,7 @@ runner = CliRunner()
 def _fresh_settings(monkeypatch, redis_prefix):
     monkeypatch.setenv("REDIS_URL", TEST_REDIS_URL)
     monkeypatch.setenv("REDIS_KEY_PREFIX", redis_prefix)
-    get_settings.cache_clear()
     yield
-    get_settings.cache_clear()
 
 
 def test_plan_prints_the_budget_the_need_and_the_largest_counts():
@@ -70,7 +68,7 @@ def test_plan_without_a_size_uses_this_machine_and_says_so(monkeypatch):
     monkeypatch.delenv("SERVER_MAX_CPU", raising=False)
     monkeypatch.setenv("SERVER_MAX_RAM", "16")
     result = runner.invoke(capacity_app, ["plan"])
-    settings = get_settings()
+    settings = load_settings()
     assert f"host: {settings.server_max_cpu:g} vCPU (detected: " in result.output
     assert ", 16 GB (SERVER_MAX_RAM)" in result.output
     result = runner.invoke(capacity_app, ["plan", "--cpu", "8", "--ram", "16"])
@@ -134,7 +132,7 @@ def test_config_check_says_the_size_was_detected(monkeypatch):
     monkeypatch.delenv("SERVER_MAX_CPU", raising=False)
     monkeypatch.delenv("SERVER_MAX_RAM", raising=False)
     result = runner.invoke(cli.app, ["config", "check"])
-    assert f"host: {get_settings().host_size()}; budget " in result.stdout
+    assert f"host: {load_settings().host_size()}; budget " in result.stdout
     assert "(detected: " in result.stdout
 
 

@@ -33,7 +33,7 @@ from tasks.queue.jobs import Stage
 from tasks.queue.statuses import SEED
 from tasks.queue.table import Queue
 from tasks.services import capacity_manager, gemini_limiter
-from tasks.settings import Settings, get_settings
+from tasks.settings import Settings
 from tests.conftest import SupabaseProject
 
 from .conftest import TEST_REDIS_URL
@@ -239,13 +239,9 @@ def test_the_command_prints_json_and_refuses_json_with_watch(
                         prod.service_key, "REDIS_URL": TEST_REDIS_URL,
                         "REDIS_KEY_PREFIX": redis_prefix}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["status", "--json"])
-        week = CliRunner().invoke(app, ["status", "--json", "--days", "7"])
-        refused = CliRunner().invoke(app, ["status", "--json", "--watch"])
-    finally:
-        get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["status", "--json"])
+    week = CliRunner().invoke(app, ["status", "--json", "--days", "7"])
+    refused = CliRunner().invoke(app, ["status", "--json", "--watch"])
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
     assert found["queue"]["environments"]["prod"]["rows"] == [

@@ -22,7 +22,7 @@ from deployments.up import prefect_server
 from flows.common import this_host_registered
 from sandbox.postgres import insert_registry_accounts
 from tasks.control.pools import REBALANCE
-from tasks.settings import get_settings, load_settings
+from tasks.settings import load_settings
 
 
 @contextmanager
@@ -91,7 +91,7 @@ class Pipeline:
         from tasks.storage import Storage
 
         job_id = self.insert(source, status_id=SEED.ready_for_ocr, **columns)
-        storage = Storage(Queue(get_settings()).client("prod"))
+        storage = Storage(Queue(load_settings()).client("prod"))
         storage.ensure_buckets()
         bucket = "index" if source == "index" else "actes"
         path = storage.upload(bucket, f"{job_id}.pdf", content, "application/pdf")
@@ -103,7 +103,7 @@ class Pipeline:
         from tasks.queue.table import Queue
         from tasks.storage import Storage
 
-        return Storage(Queue(get_settings()).client("prod")).download(path, "index")
+        return Storage(Queue(load_settings()).client("prod")).download(path, "index")
 
 
 @pytest.fixture
@@ -134,12 +134,10 @@ def pipeline(
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
     with psycopg.connect(prod.dsn, autocommit=True) as conn:
         insert_registry_accounts(conn)
-    with this_host_registered(get_settings()):
+    with this_host_registered(load_settings()):
         yield Pipeline(prod, registry, gemini_api)
-    get_settings.cache_clear()
 
 
 def run(coroutine: Any) -> Any:
@@ -225,7 +223,6 @@ def system(
     monkeypatch.setenv("DEV_SUPABASE_URL", dev.url)
     monkeypatch.setenv("DEV_SUPABASE_SERVICE_KEY", dev.service_key)
     monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
-    get_settings.cache_clear()
     api = PREFECT_API_URL.value()
     if api not in _deployed:
         done = subprocess.run([REGISTRE, "deploy"], capture_output=True, text=True, timeout=180)
@@ -239,4 +236,3 @@ def system(
         for host_id in list(system.hosts):
             system.stop_host(host_id, hurry=True)
         delete_document_runs()
-        get_settings.cache_clear()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS
 from tasks.services import capacity_manager, redis_client
-from tasks.settings import get_settings
+from tasks.settings import load_settings
 
 INDEX = INDEX_DOCUMENTS[0]
 ACTE = next(a for a in ACTES if not a.paper_only)
@@ -57,7 +57,7 @@ def state_of(system, run_id):
 
 
 def capacity_leases(owner_part: str) -> list[dict]:
-    manager = capacity_manager(get_settings(), redis_client(get_settings()))
+    manager = capacity_manager(load_settings(), redis_client(load_settings()))
     try:
         return [w for w in manager.status().workers if owner_part in str(w["workerId"])]
     finally:

@@ -17,7 +17,7 @@ from tasks.gemini.pricing import DEFAULT_PRICES
 from tasks.queue.costs import daily_costs
 from tasks.queue.statuses import SEED
 from tasks.queue.table import Queue
-from tasks.settings import get_settings
+from tasks.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,6 @@ def priced(monkeypatch):
     for name, value in {"REGISTRY_FEE_USD": FEE_USD, "SERVER_MAX_CPU": "8",
                         "SERVER_MAX_RAM": "16"}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
 
 
 def test_a_downloaded_and_read_acte_carries_its_tokens_and_cost(priced, pipeline):
@@ -92,7 +91,7 @@ def test_a_downloaded_and_read_acte_carries_its_tokens_and_cost(priced, pipeline
     assert "gemini-2.5-pro" in table and "gemini-2.5-flash" in table and "total" in table
     assert "downloaded from the registry" in artifact(f"registry-cost-{job_id}")
 
-    today = daily_costs(Queue(get_settings()), datetime.now(UTC).date())["prod"]
+    today = daily_costs(Queue(load_settings()), datetime.now(UTC).date())["prod"]
     assert (today.documents, today.downloads, today.reused) == (1, 1, 0)
     assert today.registry_usd == float(FEE_USD)
     assert today.gemini_usd == pytest.approx(row["gemini_cost_usd"], abs=1e-6)
@@ -123,7 +122,7 @@ def test_a_second_request_within_freshness_reuses_the_pdf_and_pays_nothing(price
     ocr_acte(env="prod", job_id=second)  # and it is read as after a download
     assert pipeline.row(second)["status_id"] == SEED.done
 
-    today = daily_costs(Queue(get_settings()), datetime.now(UTC).date())["prod"]
+    today = daily_costs(Queue(load_settings()), datetime.now(UTC).date())["prod"]
     assert (today.downloads, today.reused, today.registry_usd) == (1, 1, float(FEE_USD))
 
 
@@ -133,7 +132,6 @@ def test_an_index_is_downloaded_again_unless_its_reuse_is_asked_for(priced, pipe
     assert control.counters(pipeline.registry)["downloads"] == 2  # an index changes
 
     monkeypatch.setenv("REUSE_INDEX_DOWNLOADS", "true")
-    get_settings.cache_clear()
     third = pipeline.insert("index", **index_columns())
     asyncio.run(registre(env="prod", job_id=third))
     assert control.counters(pipeline.registry)["downloads"] == 2

@@ -33,7 +33,7 @@ from tasks.control.pools import BY_FLOW
 from tasks.coordination.capacity.budget import WorkerKind
 from tasks.queue.statuses import SEED
 from tasks.services import cost_table
-from tasks.settings import get_settings
+from tasks.settings import load_settings
 
 from .conftest import REGISTRE, System, throwaway_prefect_server
 from .control_plane import (
@@ -122,7 +122,6 @@ def docker_system(
 ) -> Iterator[tuple[System, Containers, Path]]:  # fmt: skip
     for name, value in {**HOST_ENV, "REGISTRE_HOST_ID": HOST}.items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
     # the runs' settings: what the host runs with, in the file each container mounts
     env_file = tmp_path / "registre.env"
     env_file.write_text(settings_file(os.environ))
@@ -153,11 +152,10 @@ def docker_system(
             all=True, filters={"label": "io.prefect.version"}
         ):
             container.remove(force=True)
-        get_settings.cache_clear()
 
 
 def secrets(pipeline) -> list[str]:
-    settings = get_settings()
+    settings = load_settings()
     keys = [settings.gemini_api_key.get_secret_value(), pipeline.project.service_key]
     return [*keys, *(a.password for a in ACCOUNTS)]
 
@@ -174,7 +172,7 @@ def test_documents_of_each_kind_run_as_containers_held_to_their_costs(docker_sys
     system.wait(lambda: all(pipeline.row(j)["status_id"] == SEED.done for j in jobs.values()),
                 900, "the three documents to be done")  # fmt: skip
 
-    costs = cost_table(get_settings())
+    costs = cost_table(load_settings())
     document_runs = [r for r in system.runs() if "job_id" in r.parameters]
     registre_runs = [r.parameters["job_id"] for r in document_runs if r.name.startswith("registre")]
     assert sorted(registre_runs) == sorted(jobs.values())  # one download each

@@ -13,7 +13,7 @@ from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, acte_text, render
 from tasks.pages.index_rows import IndexPage
 from tasks.pages.index_text import format_pages, parse_pages
 from tasks.queue.statuses import SEED
-from tasks.settings import get_settings
+from tasks.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -156,8 +156,7 @@ def test_a_429_pauses_for_the_servers_retry_delay_then_succeeds(pipeline, monkey
     # allows: the acte's second call (the boost, same model here) gets a 429 with retryDelay.
     with gemini_standin.serve(gemini_key, rpm=1, tpm=10_000_000, window_s=3) as strict:
         monkeypatch.setenv("GEMINI_BASE_URL", strict)
-        monkeypatch.setenv("GEMINI_BOOST_MODEL", get_settings().gemini_extract_model)
-        get_settings.cache_clear()
+        monkeypatch.setenv("GEMINI_BOOST_MODEL", load_settings().gemini_extract_model)
         job_id = acte_row(pipeline)
         started = time.monotonic()
 

@@ -18,7 +18,7 @@ from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS
 from tasks.control.dispatch import CANCELLED_MESSAGE
 from tasks.queue.statuses import SEED
 from tasks.services import capacity_manager, redis_client
-from tasks.settings import get_settings
+from tasks.settings import load_settings
 
 from .control_plane import (
     ACTE,
@@ -123,7 +123,7 @@ def test_the_rebalance_follows_the_queue_and_reports_it(system):
     from tasks.coordination.capacity.budget import Budget
 
     pipeline = system.pipeline
-    manager = capacity_manager(get_settings(), redis_client(get_settings()))
+    manager = capacity_manager(load_settings(), redis_client(load_settings()))
     manager.register_host("big", Budget(40, 40), {"registre": 0, "ocr": 6})
     for _ in range(10):
         pipeline.insert("acte", status_id=SEED.ready_for_ocr, supabase_path="actes/x.pdf",

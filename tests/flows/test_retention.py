@@ -41,7 +41,7 @@ from tasks.control.orchestration import Orchestrator
 from tasks.control.pools import REBALANCE, REGISTRE
 from tasks.coordination.capacity.budget import Budget
 from tasks.services import capacity_manager, redis_client
-from tasks.settings import get_settings, load_settings
+from tasks.settings import load_settings
 
 pytestmark = pytest.mark.slow
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how Prefect stores a UTC time in SQLite
@@ -152,7 +152,7 @@ def published_reports() -> int:
 def test_the_rebalance_writes_its_report_only_when_something_changed(system):
     """A tick that sees what the last report said writes none; a new host, then its leaving,
     each write one."""
-    manager = capacity_manager(get_settings(), redis_client(get_settings()))
+    manager = capacity_manager(load_settings(), redis_client(load_settings()))
     try:
         assert rebalance()["published"]
         before = published_reports()

@@ -16,7 +16,7 @@ import redis
 
 from sandbox.registry.catalogue import ACCOUNTS, ACTES, INDEX_DOCUMENTS
 from tasks.queue.statuses import SEED
-from tasks.settings import get_settings
+from tasks.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -90,9 +90,9 @@ def test_no_secret_reaches_prefect_logs_artifacts_or_evidence(system, gemini_key
     assert any(p.name.startswith("prefect.db") for p in prefect_home.iterdir())
 
     assert leaks(secrets, roots) == []
-    client = redis.Redis.from_url(get_settings().redis_url)
+    client = redis.Redis.from_url(load_settings().redis_url)
     try:
-        prefix = get_settings().redis_key_prefix
+        prefix = load_settings().redis_key_prefix
         values = [client.dump(key) or b"" for key in client.scan_iter(match=f"{prefix}*")]
     finally:
         client.close()

@@ -14,7 +14,7 @@ from tasks.control.planning import Limits
 from tasks.control.pools import REGISTRE, run_owner
 from tasks.queue.jobs import Claimable, Stage
 from tasks.queue.table import Queue
-from tasks.settings import get_settings
+from tasks.settings import load_settings
 
 from .test_orchestration import INDEX, index_columns
 
@@ -29,14 +29,14 @@ def test_status_shows_prefects_limits_and_the_state_of_a_held_rows_run(system):
         # no host runs in this test: the run stays scheduled
         run = orchestrator.create_run(REGISTRE, Claimable("prod", job_id, "index", INDEX.lot, "1"))
     owner = run_owner(REGISTRE.flow, run.id)
-    assert Queue(get_settings()).claim(Stage.REGISTRE, 1, owner, env="prod", job_id=job_id)
+    assert Queue(load_settings()).claim(Stage.REGISTRE, 1, owner, env="prod", job_id=job_id)
     system.pipeline.project.sql(
         "UPDATE extraction_queue SET processing_started_at = now() - interval '30 minutes'"
         " WHERE id = %s",
         (job_id,),
     )
 
-    with Sources.open(get_settings()) as src:
+    with Sources.open(load_settings()) as src:
         found = snapshot(src)
 
     assert found["limits"]["prefect"] == {"registre": 2, "ocr": 3, "index": 1, "acte": 2}

@@ -11,7 +11,6 @@ from tasks.queue.jobs import InvalidJob, Stage, parse_job
 from tasks.queue.statuses import SEED
 from tasks.queue.table import Queue
 from tasks.request import ACTE_TYPES, CIRCONSCRIPTIONS
-from tasks.settings import get_settings
 
 runner = CliRunner()
 
@@ -23,9 +22,7 @@ def cli_envs(supabase_projects, monkeypatch):
         monkeypatch.setenv(f"{env.upper()}_SUPABASE_URL", project.url)
         monkeypatch.setenv(f"{env.upper()}_SUPABASE_SERVICE_KEY", project.service_key)
     monkeypatch.setenv("COLUMNS", "250")
-    get_settings.cache_clear()
     yield supabase_projects
-    get_settings.cache_clear()
 
 
 def registre(*args: str) -> Any:
@@ -123,7 +120,6 @@ def test_queue_counts_shows_status_names(cli_envs, monkeypatch):
     assert f"prod error (5), since {today} UTC index 1" in lines  # finished today
 
     monkeypatch.setenv("STATUS_MAPPING", "notaflow")  # 5 is "done" there
-    get_settings.cache_clear()
     result = registre("queue", "counts")
     assert f"prod done (5), since {today} UTC index 1" in " ".join(
         result.output.replace("│", " ").split()
