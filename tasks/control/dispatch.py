@@ -244,39 +244,80 @@ def stopping(cp: ControlPlane, run_ids: Iterable[str], ttl_s: int = 600) -> None
 
 
 def reconcile(cp: ControlPlane) -> list[str]:
-    """Take back what hooks could not: rows whose lease expired, rows held by runs Prefect
-    reports finished, and runs that stopped heartbeating (their capacity lease expired), which
-    are marked Crashed to free their pool slot."""
-    done = [
+    """Take back what hooks could not: rows whose lease expired, runs that stopped heartbeating
+    (marked Crashed to free their pool slot), and rows held by runs Prefect reports finished.
+    Returns (and logs) one line per thing taken back."""
+    now = datetime.now(UTC)
+    done = [*take_back_expired_rows(cp), *crash_silent_runs(cp, now), *settle_orphans(cp, now)]
+    for line in done:
+        logger.warning(line)
+    return done
+
+
+def take_back_expired_rows(cp: ControlPlane) -> list[str]:
+    return [
         f"{env}: row {row['id']} lease expired, taken back"
         for env, rows in cp.queue.recover_expired().items()
         for row in rows
     ]
+
+
+def crash_silent_runs(cp: ControlPlane, now: datetime) -> list[str]:
+    """Mark Crashed the active runs without a capacity lease for longer than a lease lasts."""
     leases = {str(w["workerId"]) for w in cp.capacity.status().workers}
     grace_s = cp.settings.capacity_lease_seconds
-    now = datetime.now(UTC)
-    leased = []
+    leased, unleased = set(), []
     for run in cp.orchestrator.runs([StateType.PENDING, StateType.RUNNING]):
-        deployment = cp.orchestrator.deployment_of(run)
-        if run_owner(deployment.flow, run.id) in leases:
-            leased.append(cp.keys.run_unleased(run.id))
-            continue
+        if run_owner(cp.orchestrator.deployment_of(run).flow, run.id) in leases:
+            leased.add(str(run.id))
+        else:
+            unleased.append(run)
+    forget_unleased(cp, leased)
+    seen = first_seen_unleased(cp, [str(run.id) for run in unleased], now)
+    done = []
+    for run in unleased:
         started = run.state.timestamp if run.state else run.created
-        since = max(started, _unleased_since(cp, run, now))
-        if (now - since).total_seconds() < grace_s:
+        if (now - max(started, seen[str(run.id)])).total_seconds() < grace_s:
             continue
         why = f"no heartbeat for {grace_s:g} s (its capacity lease expired): the run's process died"
         cp.orchestrator.mark_crashed(run, why)
         done.append(f"{run.name}: marked Crashed, {why}")
-    if leased:
-        cp.redis.delete(*leased)
+    return done
+
+
+def first_seen_unleased(cp: ControlPlane, run_ids: list[str], now: datetime) -> dict[str, datetime]:
+    """When each run was first seen without a capacity lease (now, for one not seen before). A
+    live run puts its lease back within a renewal (Redis restarted empty, say), so only a lease
+    missing that long is a death."""
+    ttl_s = int(10 * cp.settings.capacity_lease_seconds)
+    with cp.redis.pipeline(transaction=False) as pipe:
+        for run_id in run_ids:
+            pipe.set(cp.keys.run_unleased(run_id), now.isoformat(), nx=True, ex=ttl_s)
+            pipe.get(cp.keys.run_unleased(run_id))
+        answers = pipe.execute()[1::2]
+    return {
+        run_id: datetime.fromisoformat(seen.decode()) if seen else now
+        for run_id, seen in zip(run_ids, answers, strict=True)
+    }
+
+
+def forget_unleased(cp: ControlPlane, run_ids: set[str]) -> None:
+    """These runs hold a lease again: a later loss starts its grace from zero."""
+    if run_ids:
+        cp.redis.delete(*(cp.keys.run_unleased(run_id) for run_id in run_ids))
+
+
+def settle_orphans(cp: ControlPlane, now: datetime) -> list[str]:
+    """Settle the rows still held by runs that ended (Cancelled, Crashed...) without writing."""
     held = {}
     for row in cp.queue.held():
         found = owner_run(row.owner)
         if found:
             held[found[1]] = (row, found[0])
-    finished = {str(r.id): r for r in cp.orchestrator.runs(FINISHED, ids=list(held))}
-    for run_id, run in finished.items():
+    done = []
+    for run_id, run in {
+        str(r.id): r for r in cp.orchestrator.runs(FINISHED, ids=list(held))
+    }.items():
         if run.state and (now - run.state.timestamp).total_seconds() < SETTLE_GRACE_S:
             continue  # its hooks (or its host) are settling it, and know how it ended
         row, deployment = held[run_id]
@@ -285,18 +326,7 @@ def reconcile(cp: ControlPlane) -> list[str]:
         why = f"the run {run.name} ended {run.state.name} without writing its result"
         settle_dead_run(cp, deployment, run_id, row.env, row.id, ending, why)
         done.append(f"{row.env}: row {row.id} taken back from {run.name} ({run.state.name})")
-    for line in done:
-        logger.warning(line)
     return done
-
-
-def _unleased_since(cp: ControlPlane, run: FlowRun, now: datetime) -> datetime:
-    """When this run was first seen without a capacity lease. A live run puts its lease back
-    within a renewal (Redis restarted empty, say), so only a lease missing that long is a death."""
-    key = cp.keys.run_unleased(run.id)
-    cp.redis.set(key, now.isoformat(), nx=True, ex=int(10 * cp.settings.capacity_lease_seconds))
-    seen = cp.redis.get(key)
-    return datetime.fromisoformat(seen.decode()) if seen else now
 
 
 def service_of(exc: BaseException, cp: ControlPlane) -> Service | None:

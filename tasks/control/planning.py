@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from tasks.control.allocation import Split, allocate, ocr_capacity
 from tasks.control.pools import (
@@ -172,49 +172,73 @@ def check_capacity(
     if (offer.registre, offer.ocr) == (w, p):
         return CapacityCheck(worker_count, ocr_pool_size)
 
-    registre = costs[WorkerKind.REGISTRE]
-    ocr_each = (costs[WorkerKind.INDEX_OCR] + costs[WorkerKind.ACTE_OCR]) * 0.5
-    minimums = costs[WorkerKind.INDEX_OCR] * min_index + costs[WorkerKind.ACTE_OCR] * min_acte
-    short = []  # (variable, configured, what fits, why)
-    if offer.registre < w:
-        what, need = f"WORKER_COUNT={_runs(w, 'registre')}", registre * w
-        if ocr_here:
-            what += f" beside the OCR minimums ({min_index} index + {min_acte} acte)"
-            need += minimums
-        short.append(("WORKER_COUNT", w, offer.registre, _lacking(what, need, budget)))
-    if offer.ocr < p:
-        r = offer.registre if overcommit == "reduce" else w  # what runs beside the pool
-        what = f"{_runs(r, 'registre')} + OCR_WORKER_POOL_SIZE={_runs(p, 'OCR')}"
-        why = _lacking(what, registre * r + ocr_each * p, budget)
-        short.append(("OCR_WORKER_POOL_SIZE", p, offer.ocr, why))
-    starved = [(variable, why) for variable, _, fits, why in short if fits == 0]
+    short = shortfalls(budget, costs, offer, worker_count=w, ocr_pool_size=p,
+                       min_index=min_index, min_acte=min_acte, ocr_here=ocr_here,
+                       overcommit=overcommit)  # fmt: skip
+    starved = [s for s in short if s.fits == 0]
     if overcommit != "reduce":
         reduce = (
             f", or set CAPACITY_OVERCOMMIT=reduce to run {_runs(offer.registre, 'registre')}"
             f" + {_runs(offer.ocr, 'OCR')}"
         )
         raise InsufficientCapacity(
-            f"{INSUFFICIENT}: "
-            + "; ".join(why for *_, why in short)
-            + f". {_CAPACITY_HINT}"
+            f"{INSUFFICIENT}: {'; '.join(s.why for s in short)}. {_CAPACITY_HINT}"
             + ("" if starved else reduce)
         )
     if starved:
-        variable, why = starved[0]
         raise InsufficientCapacity(
-            f"{INSUFFICIENT}: {why}. CAPACITY_OVERCOMMIT=reduce would leave {variable}=0 and its"
-            f" documents waiting for ever. {_CAPACITY_HINT}"
+            f"{INSUFFICIENT}: {starved[0].why}. CAPACITY_OVERCOMMIT=reduce would leave"
+            f" {starved[0].variable}=0 and its documents waiting for ever. {_CAPACITY_HINT}"
         )
     warnings = tuple(
-        f"{INSUFFICIENT}: {why}; CAPACITY_OVERCOMMIT=reduce: {variable} reduced from"
-        f" {configured} to {fits}"
-        for variable, configured, fits, why in short
+        f"{INSUFFICIENT}: {s.why}; CAPACITY_OVERCOMMIT=reduce: {s.variable} reduced from"
+        f" {s.configured} to {s.fits}"
+        for s in short
     )
     return CapacityCheck(
         offer.registre if registre_here else worker_count,
         offer.ocr if ocr_here else ocr_pool_size,
         warnings,
     )
+
+
+class Shortfall(NamedTuple):
+    variable: str  # WORKER_COUNT or OCR_WORKER_POOL_SIZE
+    configured: int
+    fits: int
+    why: str  # the resource that lacks, the need and the budget
+
+
+def shortfalls(
+    budget: Budget,
+    costs: Mapping[WorkerKind, Cost],
+    offer: HostOffer,
+    *,
+    worker_count: int,
+    ocr_pool_size: int,
+    min_index: int,
+    min_acte: int,
+    ocr_here: bool,
+    overcommit: Literal["refuse", "reduce"],
+) -> list[Shortfall]:
+    """The configured counts the host's offer cuts, each with what it lacks."""
+    w, p = worker_count, ocr_pool_size
+    registre = costs[WorkerKind.REGISTRE]
+    ocr_each = (costs[WorkerKind.INDEX_OCR] + costs[WorkerKind.ACTE_OCR]) * 0.5
+    minimums = costs[WorkerKind.INDEX_OCR] * min_index + costs[WorkerKind.ACTE_OCR] * min_acte
+    short = []
+    if offer.registre < w:
+        what, need = f"WORKER_COUNT={_runs(w, 'registre')}", registre * w
+        if ocr_here:
+            what += f" beside the OCR minimums ({min_index} index + {min_acte} acte)"
+            need += minimums
+        short.append(Shortfall("WORKER_COUNT", w, offer.registre, _lacking(what, need, budget)))
+    if offer.ocr < p:
+        r = offer.registre if overcommit == "reduce" else w  # what runs beside the pool
+        what = f"{_runs(r, 'registre')} + OCR_WORKER_POOL_SIZE={_runs(p, 'OCR')}"
+        why = _lacking(what, registre * r + ocr_each * p, budget)
+        short.append(Shortfall("OCR_WORKER_POOL_SIZE", p, offer.ocr, why))
+    return short
 
 
 def _configured_counts(settings: Settings) -> dict[str, int]:

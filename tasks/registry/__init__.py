@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from tasks.registry.accounts import Account, AccountPool
-from tasks.registry.browser import BrowserHost, shared_browser
+from tasks.registry.browser import BrowserHost
 from tasks.registry.config import RegistryConfig
 from tasks.registry.driver import download_document
 from tasks.registry.errors import (
@@ -26,5 +26,4 @@ __all__ = [
     "SessionStore",
     "TransientRegistryError",
     "download_document",
-    "shared_browser",
 ]

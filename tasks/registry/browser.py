@@ -3,13 +3,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import weakref
 from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 
-__all__ = ["BrowserHost", "chromium_executable", "shared_browser"]
+__all__ = ["BrowserHost", "chromium_executable"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ def chromium_executable(playwright: Playwright) -> str | None:
 
 
 class BrowserHost:
-    """One Chromium for the process; each document gets its own fresh context from it."""
+    """One Chromium, launched on first use; each document gets its own fresh context from it."""
 
     def __init__(self, *, headless: bool = True) -> None:
         self.headless = headless
@@ -95,16 +94,3 @@ class BrowserHost:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-# Keyed by the loop object itself: a finished loop's id can be reused by the next asyncio.run,
-# and Playwright objects cannot cross loops.
-_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bool, BrowserHost]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def shared_browser(*, headless: bool = True) -> BrowserHost:
-    """The process's browser for the running event loop."""
-    hosts = _shared.setdefault(asyncio.get_running_loop(), {})
-    return hosts.setdefault(headless, BrowserHost(headless=headless))

@@ -8,7 +8,7 @@ from playwright.async_api import BrowserContext, Page
 
 from tasks.failures import RetryLater
 from tasks.registry.accounts import Account, AccountPool
-from tasks.registry.browser import BrowserHost, shared_browser
+from tasks.registry.browser import BrowserHost
 from tasks.registry.config import RegistryConfig
 from tasks.registry.document import PdfCatcher, fetch_pdf, open_document
 from tasks.registry.errors import (
@@ -148,14 +148,13 @@ async def download_document(
     sessions: SessionStore,
     cfg: RegistryConfig,
     evidence_dir: Path,
-    browser: BrowserHost | None = None,
+    browser: BrowserHost,
 ) -> DownloadResult:
     """Download one document from the registry and return its PDF.
 
     Takes a free account (the next one when the registry refuses its credentials), reuses its
     stored session or logs in, and runs the search in a fresh browser context. Raises a
     RegistryError subclass (errors.py) whose `evidence` lists the screenshot and trace saved."""
-    host = browser or shared_browser(headless=cfg.headless)
     refused: list[str] = []
     last_refusal: AccountError | None = None
     while len(refused) < MAX_ACCOUNTS_PER_DOCUMENT:
@@ -173,7 +172,7 @@ async def download_document(
             return await _download_with_account(
                 job,
                 account,
-                host=host,
+                host=browser,
                 accounts=accounts,
                 sessions=sessions,
                 cfg=cfg,
