@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -67,35 +68,43 @@ async def worker(args: argparse.Namespace) -> None:
     from redis.asyncio import Redis
     from supabase import create_client
 
-    from tasks.registry import AccountPool, RegistryConfig, SessionStore
+    from tasks.registry import AccountPool, BrowserHost, RegistryConfig, SessionStore
     from tasks.registry.driver import download_document
     from tasks.request import Request
 
     config = RegistryConfig(base_url=args.registry)
     client = create_client(args.supabase, os.environ["BENCH_SERVICE_KEY"])
     sessions = SessionStore(Redis.from_url(args.redis), prefix=args.prefix)
-    accounts = AccountPool(client, owner=f"bench-{uuid.uuid4().hex[:8]}")
+
+    def rpc(function: str, params: dict[str, Any], repeatable: bool = True) -> Any:
+        # made once, whatever `repeatable` says: no retry policy here
+        return client.rpc(function, params).execute().data
+
+    accounts = AccountPool(rpc, owner=f"bench-{uuid.uuid4().hex[:8]}")
     done, n = 0, args.offset
     deadline = time.monotonic() + args.seconds
-    with tempfile.TemporaryDirectory() as evidence:
-        while time.monotonic() < deadline:
-            doc = INDEX_DOCUMENTS[n % len(INDEX_DOCUMENTS)]
-            n += 1
-            request = Request(
-                document_source="index",
-                document_number=doc.lot,
-                circonscription=doc.circonscription,
-                cadastre=doc.cadastre,
-                designation_secondaire=doc.designation,
-            )
-            await download_document(
-                request,
-                accounts=accounts,
-                sessions=sessions,
-                cfg=config,
-                evidence_dir=Path(evidence),
-            )
-            done += 1
+    # one browser for the loop, a fresh context per document, as a registre run has
+    async with BrowserHost(headless=config.headless) as browser:
+        with tempfile.TemporaryDirectory() as evidence:
+            while time.monotonic() < deadline:
+                doc = INDEX_DOCUMENTS[n % len(INDEX_DOCUMENTS)]
+                n += 1
+                request = Request(
+                    document_source="index",
+                    document_number=doc.lot,
+                    circonscription=doc.circonscription,
+                    cadastre=doc.cadastre,
+                    designation_secondaire=doc.designation,
+                )
+                await download_document(
+                    request,
+                    accounts=accounts,
+                    sessions=sessions,
+                    cfg=config,
+                    evidence_dir=Path(evidence),
+                    browser=browser,
+                )
+                done += 1
     print(json.dumps({"documents": done}))
 
 

@@ -19,16 +19,15 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from supabase import Client
 
 from tasks.control.orchestration import Orchestrator
 from tasks.control.pools import owner_run
 from tasks.coordination.redis_keys import RedisKeys
 from tasks.failures import RetryLater
-from tasks.queue.client import QueueError, with_network_retries
+from tasks.queue.client import QueueError
 from tasks.queue.costs import daily_costs
 from tasks.queue.jobs import Stage
-from tasks.queue.statuses import LIVE, status_label, status_map
+from tasks.queue.statuses import status_label, status_map
 from tasks.queue.table import Queue
 from tasks.services import capacity_manager, gemini_limiter
 from tasks.settings import Settings
@@ -54,7 +53,7 @@ class Sources:
 
     settings: Settings
     redis: redis.Redis
-    supabase: dict[str, Client]
+    supabase: Queue  # every environment's; a section reads each through queue(env)
     prefect_api: str
     prefect: SyncPrefectClient
     held_expected_s: float = HELD_EXPECTED_S
@@ -78,11 +77,11 @@ class Sources:
                     unset.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
                 prefect = get_client(sync_client=True, httpx_settings={"timeout": TIMEOUT_S})
             stack.enter_context(prefect)
-            clients = Queue(quick).clients
-            yield cls(quick, client, clients, _shown(api), prefect, held_expected_s, days)
+            yield cls(quick, client, Queue(quick), _shown(api), prefect, held_expected_s, days)
 
     def queue(self, env: str) -> Queue:
-        return Queue(self.settings, clients={env: self.supabase[env]})
+        """`env`'s queue alone, fresh for a read: what fails in it is that environment's."""
+        return self.supabase.only(env)
 
     @property
     def keys(self) -> RedisKeys:
@@ -134,13 +133,14 @@ def _reading_prefect(src: Sources) -> Iterator[None]:
 def _per_env(src: Sources, read: Callable[[Queue, str], T]) -> dict[str, T | Data]:
     """`read` in every environment; one that does not answer becomes {"down": why} here and is
     not asked again in this refresh."""
-    if not src.supabase:
+    if not src.supabase.environments:
         raise Down(
             "no Supabase environment is configured: set PROD_, STAGING_ or DEV_SUPABASE_URL and"
             " _SUPABASE_SERVICE_KEY"
         )
     found: dict[str, T | Data] = {}
-    for env, client in src.supabase.items():
+    urls = {e.name: e.supabase_url for e in src.settings.environments()}
+    for env in src.supabase.environments:
         if env not in src.down_envs:
             queue = src.queue(env)
             try:
@@ -148,7 +148,7 @@ def _per_env(src: Sources, read: Callable[[Queue, str], T]) -> dict[str, T | Dat
             except QueueError as exc:
                 queue.unavailable[env] = f"{exc.reason}; check {env.upper()}_SUPABASE_URL"
             if env in queue.unavailable:
-                src.down_envs[env] = f"Supabase at {client.supabase_url}: {queue.unavailable[env]}"
+                src.down_envs[env] = f"Supabase at {urls[env]}: {queue.unavailable[env]}"
             else:
                 found[env] = result
         if env in src.down_envs:
@@ -254,12 +254,8 @@ def held(src: Sources) -> Data:
     stages = {stage.value: stage for stage in Stage}
 
     def read(q: Queue, env: str) -> list[Data]:
-        # what registre_held_v2 reads, with the columns the screen shows, in one request
-        request = (q.client(env).table("extraction_queue").select(columns)
-                   .in_("status_id", list(LIVE)).not_.is_("lease_expires_at", "null"))  # fmt: skip
-        rows = with_network_retries(lambda: request.execute().data, f"{env}: held rows")
         found = []
-        for row in rows:
+        for row in q.held_rows(env, columns):  # the columns the screen shows, in one request
             if (stage := stages.get(row["lease_stage"])) is None:
                 continue  # held by another system's stage
             began = row["ocr_started_at" if stage is Stage.OCR else "processing_started_at"]
@@ -301,13 +297,10 @@ def _add_run_states(src: Sources, rows: list[Data]) -> str | None:
 
 def errors(src: Sources) -> Data:
     """The last rows put in the error status, newest first, with their messages."""
-    error = status_map(src.settings.status_mapping).error
     columns = "id,document_source,document_number,error_message,ocr_error,updated_at"
 
     def read(q: Queue, env: str) -> list[Data]:
-        request = q.client(env).table("extraction_queue").select(columns).eq("status_id", error)
-        request = request.order("updated_at", desc=True).limit(LAST_ERRORS)
-        rows = with_network_retries(lambda: request.execute().data, f"{env}: errors")
+        rows = q.last_errors(env, columns, LAST_ERRORS)
         return [
             {"id": r["id"], "source": r["document_source"], "number": r["document_number"],
              "stage": "ocr" if r["ocr_error"] else "registre",

@@ -27,7 +27,6 @@ from tasks.control.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL
 from tasks.queue.table import Queue
 from tasks.services import capacity_manager, redis_client, settings_budget
 from tasks.settings import Settings
-from tasks.storage import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -259,8 +258,9 @@ def _run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None
     if documents:
         queue = Queue(settings)
         queue.check_status_names()
-        for env in queue.clients.keys() - queue.unavailable.keys():
-            Storage(queue.client(env)).ensure_buckets()
+        for env in queue.environments:
+            if env not in queue.unavailable:
+                queue.storage(env).ensure_buckets()
     host = Host(settings, run_dir)
     runs = offer.as_runs() if documents else {}
     with ExitStack() as stack:

@@ -7,16 +7,14 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from redis.asyncio import Redis
 
 from tasks.queue.jobs import Job
 from tasks.queue.table import Queue
-from tasks.registry.accounts import AccountPool
 from tasks.registry.browser import BrowserHost
-from tasks.registry.config import RegistryConfig
 from tasks.registry.driver import download_document
 from tasks.registry.models import DownloadResult
 from tasks.registry.session import SessionStore
+from tasks.services import account_pool, async_redis_client, registry_config
 from tasks.settings import Settings
 
 __all__ = ["download"]
@@ -26,11 +24,9 @@ __all__ = ["download"]
 async def download(
     job: Job, queue: Queue, settings: Settings, evidence_dir: Path
 ) -> DownloadResult:
-    # one set of accounts for every environment, so that two runs never share a login
-    accounts_env = settings.registry_accounts_environment or settings.environments()[0].name
-    accounts = AccountPool(queue.client(accounts_env), owner=job.owner)
-    redis = Redis.from_url(settings.redis_url)
-    cfg = RegistryConfig(base_url=settings.registry_base_url, headless=settings.browser_headless)
+    accounts = account_pool(settings, queue, owner=job.owner)
+    redis = async_redis_client(settings)
+    cfg = registry_config(settings)
     # the run's own browser, closed with the run (a flow run is one document)
     try:
         async with BrowserHost(headless=cfg.headless) as browser:

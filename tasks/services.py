@@ -3,18 +3,61 @@ needs, and the library modules never read settings themselves."""
 
 from __future__ import annotations
 
+from functools import partial
+from typing import TYPE_CHECKING
+
 import redis
+import redis.asyncio
 
 from tasks.coordination.capacity.budget import Budget, Cost, WorkerKind, host_budget
 from tasks.coordination.capacity.leases import CapacityManager
 from tasks.coordination.ratelimit import GeminiLimiter
 from tasks.settings import Settings
 
-__all__ = ["capacity_manager", "cost_table", "gemini_limiter", "redis_client", "settings_budget"]
+if TYPE_CHECKING:
+    from tasks.queue.table import Queue
+    from tasks.registry.accounts import AccountPool
+    from tasks.registry.config import RegistryConfig
+
+__all__ = [
+    "account_pool",
+    "async_redis_client",
+    "capacity_manager",
+    "cost_table",
+    "gemini_limiter",
+    "redis_client",
+    "registry_config",
+    "settings_budget",
+]
 
 
 def redis_client(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url)
+
+
+def async_redis_client(settings: Settings) -> redis.asyncio.Redis:
+    """For the registry's session store, which lives on the download's event loop."""
+    return redis.asyncio.Redis.from_url(settings.redis_url)
+
+
+# The registry's modules are imported when called: tasks.registry loads Playwright, which only a
+# registre run may pay for (tests/unit/test_stage_imports.py), and every run imports this module.
+
+
+def registry_config(settings: Settings) -> RegistryConfig:
+    from tasks.registry.config import RegistryConfig
+
+    return RegistryConfig(base_url=settings.registry_base_url, headless=settings.browser_headless)
+
+
+def account_pool(settings: Settings, queue: Queue, owner: str) -> AccountPool:
+    """The registry accounts, checked out by `owner`. One set for every environment, in
+    `registry_accounts_environment` or the first enabled one, so that two runs never share a
+    login; called through the queue, under its retry policy."""
+    from tasks.registry.accounts import AccountPool
+
+    env = settings.registry_accounts_environment or settings.environments()[0].name
+    return AccountPool(partial(queue.rpc, env), owner=owner)
 
 
 def capacity_manager(settings: Settings, client: redis.Redis) -> CapacityManager:

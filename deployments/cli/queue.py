@@ -8,9 +8,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Annotated
 
-import httpx
 import typer
-from postgrest.exceptions import APIError
 from rich.markup import escape
 from rich.table import Table
 
@@ -89,19 +87,17 @@ def queue_add(
         console.print(f"[red]refused: {escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     queue = queue_or_exit()
-    target = env or next(iter(queue.clients), None)
+    target = env or next(iter(queue.environments), None)
     if target is None:
         console.print("[red]no Supabase environment is configured[/red]")
         raise typer.Exit(2)
     values = {k: v.strip() if v else None for k, v in row.items()}
     try:
-        request = queue.client(target).table("extraction_queue")
-        inserted = request.insert({**values, "status_id": queue.statuses.waiting}).execute().data[0]
-    except (QueueError, httpx.HTTPError, APIError) as exc:
-        why = exc.message if isinstance(exc, APIError) else str(exc) or type(exc).__name__
-        console.print(f"[red]{target}: not added: {escape(str(why))}[/red]")
+        added = queue.add(target, values)
+    except QueueError as exc:
+        console.print(f"[red]{target}: not added: {escape(exc.reason)}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"{target}: request {inserted['id']} waiting")
+    console.print(f"{target}: request {added} waiting")
 
 
 @queue_app.command("recover")

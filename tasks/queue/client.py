@@ -48,18 +48,24 @@ def connect(env: Environment, timeout_seconds: float) -> Client:
 def _server_error(exc: APIError) -> bool:
     """A gateway or server failure (502/503/504/520...), as opposed to a refused request."""
     code = str(exc.code or "")
-    # PGRST000-003: PostgREST cannot reach PostgreSQL; 08/53/57: connection, resources, shutdown
-    return (code.isdigit() and int(code) >= 500) or code.startswith(("PGRST00", "08", "53", "57"))
+    # an HTTP status when the body was no PostgREST error (three digits: a SQLSTATE has five, and
+    # 23502 is a refused row, not a server error); PGRST000-003: PostgREST cannot reach
+    # PostgreSQL; SQLSTATE 08/53/57: connection, resources, shutdown
+    http_status = len(code) == 3 and code.isdigit() and int(code) >= 500
+    return http_status or code.startswith(("PGRST00", "08", "53", "57"))
 
 
-def with_network_retries(call: Callable[[], T], what: str) -> T:
+def with_network_retries(call: Callable[[], T], what: str, *, repeatable: bool = True) -> T:
     """Run a call again when the connection drops (HTTP/2 "Server disconnected", resets, timeouts)
     or Supabase answers with a server error; anything else becomes a QueueError.
 
     Every queue call is safe to repeat: writes are conditional on the owner and status, and a
-    repeated claim returns the rows the owner already holds.
+    repeated claim returns the rows the owner already holds. A call that is not (an insert: a
+    second one adds a second row) says so with `repeatable=False`: it is made once, and a failure
+    that may have reached Supabase says so instead of being hidden by a retry.
     """
-    for attempt in range(NETWORK_RETRIES + 1):
+    attempts = NETWORK_RETRIES + 1 if repeatable else 1
+    for attempt in range(attempts):
         try:
             return call()
         except (httpx.TransportError, APIError) as exc:
@@ -67,11 +73,18 @@ def with_network_retries(call: Callable[[], T], what: str) -> T:
                 hint = f" ({exc.hint})" if exc.hint else ""
                 refused = f"Supabase refused the request: {exc.message}{hint}"
                 raise QueueError(f"{what}: {refused}", refused) from exc
-            if attempt == NETWORK_RETRIES:
+            if attempt == attempts - 1:
                 unreachable = f"Supabase unreachable ({type(exc).__name__})"
+                if not repeatable and not _never_sent(exc):
+                    unreachable += ", not tried again: it may have been written, look first"
                 raise QueueError(f"{what}: {unreachable}", unreachable) from exc
             delay = NETWORK_BACKOFF * 2**attempt
             # debug: the caller says the outcome (a loop would say this at every tick)
             logger.debug("%s: %s, retrying in %.1fs", what, type(exc).__name__, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def _never_sent(exc: Exception) -> bool:
+    """The connection failed before the request went out, so it cannot have been made."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))

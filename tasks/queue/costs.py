@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from tasks.queue.client import QueueError, with_network_retries
+from tasks.queue.client import QueueError
 from tasks.queue.jobs import Job
-from tasks.queue.paths import parse_supabase_path
 from tasks.queue.table import Queue
 from tasks.request import DEFAULT_CIRCONSCRIPTION
 from tasks.settings import Settings
@@ -69,10 +68,9 @@ def daily_costs(queue: Queue, day: date) -> dict[str, DailyCost]:
     """`day`'s spending in every environment, in polling order; an environment whose Supabase
     does not answer is left out (and logged)."""
     costs = {}
-    for env in queue.clients:
-        request = queue.client(env).rpc("registre_costs_v1", {"p_day": day.isoformat()})
+    for env in queue.environments:
         try:
-            rows = with_network_retries(lambda r=request: r.execute().data, f"{env}: costs")
+            rows = queue.rpc(env, "registre_costs_v1", {"p_day": day.isoformat()})
         except QueueError as exc:
             logger.warning("%s: no costs for %s: %s", env, day, exc.reason)
             continue
@@ -113,19 +111,12 @@ def fresh_download(queue: Queue, job: Job, max_age_hours: float) -> Reuse | None
         "p_max_age_hours": max_age_hours,
         "p_error_status": queue.statuses.error,
     }
-    request = queue.client(job.env).rpc("registre_fresh_download_v1", params)
-    rows = with_network_retries(lambda: request.execute().data, f"{job.label}: fresh download")
+    rows = queue.rpc(job.env, "registre_fresh_download_v1", params)
     if not rows:
         return None
     earlier = Reuse(str(rows[0]["id"]), rows[0]["supabase_path"], rows[0]["downloaded_at"])
-    if not _stored(queue, job, earlier.supabase_path):
+    if not queue.storage(job.env).exists(earlier.supabase_path, job.document_source):
         logger.warning("%s: the PDF of row %s (%s) is no longer in Storage; downloading again",
                        job.label, earlier.row_id, earlier.supabase_path)  # fmt: skip
         return None
     return earlier
-
-
-def _stored(queue: Queue, job: Job, supabase_path: str) -> bool:
-    bucket, name = parse_supabase_path(supabase_path, job.document_source)
-    files = queue.client(job.env).storage.from_(bucket)
-    return with_network_retries(lambda: files.exists(name), f"{job.label}: {bucket}/{name}")

@@ -1,5 +1,6 @@
 """The extraction_queue in every enabled environment: claim, lease, settle and look at rows,
-through the registre_* SQL functions (supabase/migrations)."""
+through the registre_* SQL functions (supabase/migrations). Every Supabase call of the project
+goes through here (Storage through `storage(env)`), under one retry policy (client.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import Any, TypeVar
 from supabase import Client
 
 from tasks.failures import Fate, decide
+from tasks.queue.buckets import Storage
 from tasks.queue.client import QueueError, connect, with_network_retries
 from tasks.queue.jobs import Claimable, Held, InvalidJob, Job, Retried, Stage, parse_job
-from tasks.queue.statuses import NAMES, StatusMap, status_map
+from tasks.queue.statuses import LIVE, NAMES, StatusMap, status_map
 from tasks.request import OCR_SOURCES
 from tasks.settings import Settings
 
@@ -30,20 +32,36 @@ class Queue:
     """`extraction_queue` in every enabled environment, polled in the order prod, staging, dev."""
 
     def __init__(self, settings: Settings, clients: dict[str, Client] | None = None) -> None:
+        self._settings = settings
         self.statuses: StatusMap = status_map(settings.status_mapping)
         self.status_mapping = settings.status_mapping
         self.lease_seconds = settings.queue_lease_seconds
-        self.clients = clients or {
+        # the raw clients stay in here: a call made outside would escape the retry policy
+        self._clients = clients or {
             env.name: connect(env, settings.supabase_timeout_seconds)
             for env in settings.environments()
         }
         self.unavailable: dict[str, str] = {}  # environment -> why its last call failed
 
+    @property
+    def environments(self) -> list[str]:
+        """The enabled environments, in polling order."""
+        return list(self._clients)
+
+    def only(self, env: str) -> Queue:
+        """This queue in `env` alone, on the same client, with its own `unavailable`: a reader
+        that wants each environment's answer, or failure, apart from the others'."""
+        return Queue(self._settings, clients={env: self._client(env)})
+
+    def storage(self, env: str) -> Storage:
+        """The environment's Storage buckets."""
+        return Storage(self._client(env))
+
     def _across(self, call: Callable[[str], T]) -> dict[str, T]:
         """`call` for every environment in polling order. One that fails (a wrong service key,
         its Supabase down) is left out and noted in `unavailable`, so the others go on."""
         results: dict[str, T] = {}
-        for env in self.clients:
+        for env in self._clients:
             try:
                 results[env] = call(env)
             except QueueError as exc:
@@ -57,15 +75,29 @@ class Queue:
                     logger.warning("%s: Supabase answers again", env)
         return results
 
-    def client(self, env: str) -> Client:
+    def _client(self, env: str) -> Client:
         try:
-            return self.clients[env]
+            return self._clients[env]
         except KeyError:
             raise QueueError(f"environment {env!r} is not enabled") from None
 
-    def _rpc(self, env: str, function: str, params: dict[str, Any]) -> Any:
-        request = self.client(env).rpc(function, params)
-        return with_network_retries(lambda: request.execute().data, f"{env}: {function}")
+    def rpc(
+        self, env: str, function: str, params: dict[str, Any], *, repeatable: bool = True
+    ) -> Any:
+        """Call a SQL function in `env`; what it returns (rows, or a value). `repeatable=False`
+        for a function a repeat would apply twice: made once."""
+        request = self._client(env).rpc(function, params)
+        return with_network_retries(
+            lambda: request.execute().data, f"{env}: {function}", repeatable=repeatable
+        )
+
+    def add(self, env: str, request: dict[str, Any]) -> str:
+        """Put a request (its document columns) into `env`'s queue, waiting for the registre
+        stage; returns the new row's id. Made once: a repeated insert would add a second row."""
+        values = {**request, "status_id": self.statuses.waiting}
+        insert = self._client(env).table("extraction_queue").insert(values)
+        rows = with_network_retries(lambda: insert.execute().data, f"{env}: add", repeatable=False)
+        return str(rows[0]["id"])
 
     def _statuses_for(self, stage: Stage) -> tuple[int, int, int]:
         """(claimed from, in progress, retry to) for a stage."""
@@ -93,10 +125,10 @@ class Queue:
             sources = OCR_SOURCES
         from_status, to_status, _ = self._statuses_for(stage)
         jobs: list[Job] = []
-        for name in [env] if env else list(self.clients):
+        for name in [env] if env else self.environments:
             if len(jobs) >= limit:
                 break
-            rows = self._rpc(
+            rows = self.rpc(
                 name,
                 "registre_claim_v1",
                 {
@@ -123,7 +155,7 @@ class Queue:
 
     def why_not_claimable(self, env: str, job_id: str, stage: Stage) -> str:
         """Why a claim of `job_id` found nothing, in words for the run's end state."""
-        request = (self.client(env).table("extraction_queue")
+        request = (self._client(env).table("extraction_queue")
                    .select("status_id,lease_owner,retry_after").eq("id", job_id))  # fmt: skip
         rows = with_network_retries(lambda: request.execute().data, f"{env}: row {job_id}")
         if not rows:
@@ -141,7 +173,7 @@ class Queue:
 
     def renew(self, job: Job) -> None:
         """Extend the job's lease; raise LeaseLost if it was taken back meanwhile."""
-        renewed = self._rpc(
+        renewed = self.rpc(
             job.env,
             "registre_renew_lease_v1",
             {"p_id": job.id, "p_owner": job.owner, "p_lease_seconds": self.lease_seconds},
@@ -154,7 +186,7 @@ class Queue:
         _, processing, _ = self._statuses_for(job.stage)
         values = {**fields, "status_id": status, "lease_expires_at": None, "updated_at": _now()}
         request = (
-            self.client(job.env)
+            self._client(job.env)
             .table("extraction_queue")
             .update(values)
             .eq("id", job.id)
@@ -207,7 +239,7 @@ class Queue:
     ) -> dict[str, Any] | None:
         """`fail` for a row known by its id and owner only (a dead run's hooks, the reconciler)."""
         _, processing, retry_status = self._statuses_for(stage)
-        rows = self._rpc(
+        rows = self.rpc(
             env,
             "registre_fail_v1",
             {
@@ -239,7 +271,7 @@ class Queue:
     ) -> dict[str, Any] | None:  # fmt: skip
         """`release` for a row known by its id and owner only (a host that stopped its runs)."""
         _, processing, retry_status = self._statuses_for(stage)
-        rows = self._rpc(
+        rows = self.rpc(
             env,
             "registre_release_v1",
             {
@@ -258,7 +290,7 @@ class Queue:
         """The operator cancelled the row's run: the row goes to error and stays there (if that
         run holds it, or nobody does and it still waits for the stage). True if it changed."""
         from_status, processing, _ = self._statuses_for(stage)
-        rows = self._rpc(env, "registre_cancel_v1", {
+        rows = self.rpc(env, "registre_cancel_v1", {
             "p_id": job_id, "p_owner": owner, "p_stage": stage.value, "p_message": message[:4000],
             "p_processing": processing, "p_waiting": from_status,
             "p_error_status": self.statuses.error,
@@ -271,7 +303,7 @@ class Queue:
         from_status, _, _ = self._statuses_for(stage)
         params = {"p_id": job_id, "p_stage": stage.value, "p_error_status": self.statuses.error,
                   "p_waiting": from_status}  # fmt: skip
-        return bool(self._rpc(env, "registre_requeue_v1", params))
+        return bool(self.rpc(env, "registre_requeue_v1", params))
 
     def retry(
         self,
@@ -303,7 +335,7 @@ class Queue:
         }
 
         def retry_in(name: str) -> list[dict[str, Any]]:
-            return self._rpc(name, "registre_retry_v1", params)
+            return self.rpc(name, "registre_retry_v1", params)
 
         found = {env: retry_in(env)} if env else self._across(retry_in)
         return {
@@ -323,7 +355,7 @@ class Queue:
         from_status, _, _ = self._statuses_for(stage)
         params = {"p_from_status": from_status, "p_sources": list(sources) if sources else None,
                   "p_limit": limit}  # fmt: skip
-        rows = self._across(lambda env: self._rpc(env, "registre_claimable_v2", params))
+        rows = self._across(lambda env: self.rpc(env, "registre_claimable_v2", params))
         found = [
             Claimable(
                 env,
@@ -339,13 +371,27 @@ class Queue:
 
     def held(self) -> list[Held]:
         """Every row held under a lease, in every environment."""
-        rows = self._across(lambda env: self._rpc(env, "registre_held_v2", {}))
+        rows = self._across(lambda env: self.rpc(env, "registre_held_v2", {}))
         return [
             Held(env, str(r["id"]), r["lease_owner"], Stage(r["lease_stage"]))
             for env, env_rows in rows.items()
             for r in env_rows
             if r["lease_stage"] in (Stage.REGISTRE.value, Stage.OCR.value)
         ]
+
+    def held_rows(self, env: str, columns: str) -> list[dict[str, Any]]:
+        """`columns` of the rows `registre_held_v2` reads in `env` (live and under a lease),
+        whatever system's stage holds them."""
+        request = (self._client(env).table("extraction_queue").select(columns)
+                   .in_("status_id", list(LIVE)).not_.is_("lease_expires_at", "null"))  # fmt: skip
+        return with_network_retries(lambda: request.execute().data, f"{env}: held rows")
+
+    def last_errors(self, env: str, columns: str, limit: int) -> list[dict[str, Any]]:
+        """`columns` of the last `limit` rows put in the error status in `env`, newest first."""
+        request = (self._client(env).table("extraction_queue").select(columns)
+                   .eq("status_id", self.statuses.error)
+                   .order("updated_at", desc=True).limit(limit))  # fmt: skip
+        return with_network_retries(lambda: request.execute().data, f"{env}: errors")
 
     def recover_expired(self) -> dict[str, list[dict[str, Any]]]:
         """Take back every row whose lease expired, in every environment."""
@@ -357,7 +403,7 @@ class Queue:
             "p_ready_for_ocr": s.ready_for_ocr,
             "p_error_status": s.error,
         }
-        recovered = self._across(lambda env: self._rpc(env, "registre_recover_expired_v2", params))
+        recovered = self._across(lambda env: self.rpc(env, "registre_recover_expired_v2", params))
         for env, rows in recovered.items():
             for row in rows:
                 logger.warning("%s: row %s taken back after its lease expired", env, row["id"])
@@ -378,7 +424,7 @@ class Queue:
     def _counts(
         self, function: str, params: dict[str, Any]
     ) -> dict[str, dict[tuple[int, str | None], int]]:
-        rows = self._across(lambda env: self._rpc(env, function, params))
+        rows = self._across(lambda env: self.rpc(env, function, params))
         return {
             env: {(r["status_id"], r["document_source"]): r["jobs"] for r in env_rows}
             for env, env_rows in rows.items()
@@ -387,7 +433,7 @@ class Queue:
     def estimated_rows(self) -> dict[str, int | None]:
         """How many rows extraction_queue holds in every environment, as PostgreSQL's statistics
         last estimated it (None before its first ANALYZE): instant, and approximate."""
-        return self._across(lambda env: self._rpc(env, "registre_queue_estimate_v1", {}))
+        return self._across(lambda env: self.rpc(env, "registre_queue_estimate_v1", {}))
 
     def check_status_names(self) -> None:
         """Refuse to start when `extraction_status` contradicts the configured mapping: finished
@@ -395,7 +441,7 @@ class Queue:
         error_id = self.statuses.error
 
         def names_of(env: str) -> list[dict[str, Any]]:
-            request = self.client(env).table("extraction_status").select("id,name")
+            request = self._client(env).table("extraction_status").select("id,name")
             return with_network_retries(lambda: request.execute().data, f"{env}: statuses")
 
         for env, rows in self._across(names_of).items():
@@ -411,7 +457,7 @@ class Queue:
         """Write `fields` on a row this owner still holds in its stage, its status unchanged
         (what the run spent, the earlier download it reused); LeaseLost if it is held no more."""
         _, processing, _ = self._statuses_for(job.stage)
-        request = (self.client(job.env).table("extraction_queue").update(fields)
+        request = (self._client(job.env).table("extraction_queue").update(fields)
                    .eq("id", job.id).eq("lease_owner", job.owner)
                    .eq("lease_stage", job.stage.value).eq("status_id", processing))  # fmt: skip
         rows = with_network_retries(lambda: request.execute().data, f"{job.label}: record")

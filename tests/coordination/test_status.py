@@ -96,7 +96,7 @@ def system(supabase_projects, make_settings, redis_prefix, keys, quick_retries):
                                                     "cost_usd": 0.25}}))  # fmt: skip
     old = insert(prod, "index", SEED.waiting, document_number="111")
     insert(prod, "index", SEED.waiting, document_number="222")
-    queue = Queue(settings, clients={"prod": Queue(settings).clients["prod"]})
+    queue = Queue(settings).only("prod")
     assert [j.id for j in queue.claim(Stage.REGISTRE, 1, OWNER, job_id=old)] == [old]
     prod.sql("UPDATE extraction_queue SET processing_started_at = now() - interval '20 minutes'"
              " WHERE id = %s", (old,))  # fmt: skip

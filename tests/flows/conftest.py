@@ -88,10 +88,9 @@ class Pipeline:
         """A row as the registre stage leaves it: its file in Storage, ready for OCR."""
         from tasks.queue.statuses import SEED
         from tasks.queue.table import Queue
-        from tasks.storage import Storage
 
         job_id = self.insert(source, status_id=SEED.ready_for_ocr, **columns)
-        storage = Storage(Queue(load_settings()).client("prod"))
+        storage = Queue(load_settings()).storage("prod")
         storage.ensure_buckets()
         bucket = "index" if source == "index" else "actes"
         path = storage.upload(bucket, f"{job_id}.pdf", content, "application/pdf")
@@ -101,9 +100,8 @@ class Pipeline:
 
     def download(self, path: str) -> bytes:
         from tasks.queue.table import Queue
-        from tasks.storage import Storage
 
-        return Storage(Queue(load_settings()).client("prod")).download(path, "index")
+        return Queue(load_settings()).storage("prod").download(path, "index")
 
 
 @pytest.fixture

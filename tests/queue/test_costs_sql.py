@@ -11,7 +11,6 @@ from tasks.queue.costs import DailyCost, ModelTokens, daily_costs, fresh_downloa
 from tasks.queue.jobs import Job, Stage
 from tasks.queue.statuses import SEED
 from tasks.queue.table import Queue
-from tasks.storage import Storage
 
 FLASH, PRO = "gemini-2.5-flash", "gemini-2.5-pro"
 ACTE = {
@@ -43,7 +42,7 @@ def queue(supabase_projects, make_settings):
 def downloaded(project: Any, queue: Queue, hours_ago: float = 2, **columns: Any) -> str:
     """A row as an earlier download left it, its PDF in Storage."""
     name = f"{uuid.uuid4().hex}.pdf"
-    storage = Storage(queue.client("prod"))
+    storage = queue.storage("prod")
     storage.ensure_buckets()
     path = storage.upload("actes", name, b"%PDF-1.4 earlier", "application/pdf")
     at = datetime.now(UTC) - timedelta(hours=hours_ago)

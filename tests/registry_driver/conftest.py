@@ -57,7 +57,12 @@ class Harness:
 
     def pool(self, owner: str | None = None) -> AccountPool:
         client = create_client(self.supabase_url, self.service_key)
-        return AccountPool(client, owner=owner or f"test-{uuid.uuid4().hex[:8]}")
+
+        def rpc(function: str, params: dict[str, Any], repeatable: bool = True) -> Any:
+            # made once, whatever `repeatable` says: no retry policy here
+            return client.rpc(function, params).execute().data
+
+        return AccountPool(rpc, owner=owner or f"test-{uuid.uuid4().hex[:8]}")
 
     def sessions(self) -> SessionStore:
         return SessionStore(Redis.from_url(TEST_REDIS_URL), prefix=self.redis_prefix)

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
+from tasks.queue.buckets import object_name, parse_supabase_path
 from tasks.queue.jobs import Stage, parse_job
-from tasks.queue.paths import object_name, parse_supabase_path
 
 
 def job(source: str, **row):
