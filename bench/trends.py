@@ -1,5 +1,5 @@
 """The soak's judgement, pure: whether a sampled quantity keeps growing, and whether throughput
-fell. No I/O; tests/soak/test_trends.py drives it with made-up series.
+fell. No I/O; tests/unit/test_soak_trends.py drives it with made-up series.
 
 A quantity that should be bounded is judged over the samples after it should have levelled off
 (the warm-up, or its retention plus the vacuum's loop, whichever is later). It fails when the

@@ -19,7 +19,7 @@ INDEX = {"document_source": "index", "document_number": "2 274 178",
 ACTE = {"document_source": "acte", "document_number": "12 345 678",
         "circonscription_fonciere": "Montréal", "acte_type": "Acte"}  # fmt: skip
 
-# (what, row, the start of the message) : the bad-input corpus of tests/flows/test_bad_input.py
+# (what, row, the start of the message) : the bad-input corpus of tests/e2e/flows/test_bad_input.py
 BAD = [
     ("unknown source", {**INDEX, "document_source": "deed"},
      "document_source 'deed' is not one of index, acte, plan_cadastraux"),

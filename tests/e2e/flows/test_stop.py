@@ -29,7 +29,7 @@ from tasks.control.pools import REBALANCE
 from tasks.queue.statuses import SEED
 from tasks.settings import load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REGISTRE = ROOT / ".venv" / "bin" / "registre"
 TEST_MARK = "REGISTRE_STOP_TEST"  # the test's own mark, inherited by all that scripts/run starts
 

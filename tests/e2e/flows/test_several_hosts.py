@@ -1,7 +1,7 @@
 """The set-up of docs/operations.md's "Several hosts": one Prefect server on PostgreSQL, one
-Redis, hosts running `registre worker`. This module's tests share a Prefect server of their own,
-on a throwaway PostgreSQL database that `registre up`'s server start makes
-(deployments/server_database.py)."""
+Redis, hosts running `registre worker`. The Prefect server is this module's own, on a throwaway
+PostgreSQL database that `registre up`'s server start makes (deployments/server_database.py;
+tests/integration/test_server_database_pg.py checks that start against PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import psycopg
 import pytest
 from prefect.client.schemas.objects import StateType
 
-from deployments.server_database import configured_url, prepare
-from sandbox.postgres import ADMIN_DSN, drop_database, prefect_database_url
+from sandbox.postgres import drop_database, prefect_database_url
 from sandbox.registry import control
-from tasks.failures import ConfigError
 from tasks.queue.statuses import SEED
 
 from .conftest import throwaway_prefect_server
@@ -41,44 +39,6 @@ def tables(url: str) -> set[str]:
     with psycopg.connect(libpq(url)) as conn:
         found = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         return {name for (name,) in found}
-
-
-def test_a_missing_database_is_made_with_pg_trgm_and_a_second_start_changes_nothing():
-    url = prefect_database_url()
-    try:
-        prepare(configured_url({"PREFECT_API_DATABASE_CONNECTION_URL": url}))
-        prepare(configured_url({"PREFECT_API_DATABASE_CONNECTION_URL": url}))
-        with psycopg.connect(libpq(url)) as conn:
-            extensions = {e for (e,) in conn.execute("SELECT extname FROM pg_extension")}
-        assert "pg_trgm" in extensions
-    finally:
-        drop_database(url)
-
-
-def test_a_role_that_may_not_create_pg_trgm_is_told_who_must(monkeypatch):
-    url = prefect_database_url()
-    role = url.rsplit("/", 1)[1] + "_role"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'role-s3cret'")
-    try:
-        prepare(configured_url({"PREFECT_API_DATABASE_CONNECTION_URL": url}))  # as postgres
-        with psycopg.connect(libpq(url), autocommit=True) as conn:
-            conn.execute("DROP EXTENSION pg_trgm")
-        as_role = url.replace("//postgres@", f"//{role}:role-s3cret@", 1)
-        with pytest.raises(ConfigError, match=r"have the database's owner run") as refused:
-            prepare(configured_url({"PREFECT_API_DATABASE_CONNECTION_URL": as_role}))
-        assert "role-s3cret" not in str(refused.value)
-    finally:
-        drop_database(url)
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f"DROP ROLE IF EXISTS {role}")
-
-
-def test_a_server_that_cannot_be_reached_is_a_clear_error_without_the_password():
-    url = "postgresql+asyncpg://prefect:s3cret@127.0.0.1:1/prefect"
-    with pytest.raises(ConfigError, match="cannot be reached or created") as refused:
-        prepare(configured_url({"PREFECT_API_DATABASE_CONNECTION_URL": url}))
-    assert "s3cret" not in str(refused.value)
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ from tasks.control.orchestration import Orchestrator
 from tasks.control.pools import OCR_POOL, REBALANCE, REGISTRE, REGISTRE_POOL
 from tasks.queue.jobs import Claimable
 from tasks.queue.statuses import SEED
-from tests.flows.prefect_ui import PrefectUI, check_ui_served, prefect_ui
+from tests.e2e.flows.prefect_ui import PrefectUI, check_ui_served, prefect_ui
 
 pytestmark = pytest.mark.slow
 

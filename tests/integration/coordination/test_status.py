@@ -1,5 +1,5 @@
 """`registre status` against a real Redis and the Supabase stand-ins, with Prefect unreachable
-(tests/flows/test_status.py has the Prefect part against a real server)."""
+(tests/e2e/flows/test_status.py has the Prefect part against a real server)."""
 
 from __future__ import annotations
 
