@@ -209,9 +209,9 @@ class Stack:
             env.pop(f"{name}_SUPABASE_SERVICE_KEY", None)
         return env
 
-    def deploy(self, *options: str) -> None:
-        """`registre deploy` with its options, e.g. "--docker", "--image", NAME."""
-        subprocess.run([BIN / "registre", "deploy", *options], env=self.env(), cwd=ROOT,
+    def deploy(self, *options: str, **extra: str) -> None:
+        """`registre deploy` with its options, e.g. "--docker", "--image", NAME, and settings."""
+        subprocess.run([BIN / "registre", "deploy", *options], env=self.env(**extra), cwd=ROOT,
                        check=True, stdout=subprocess.DEVNULL)  # fmt: skip
 
     def deploy_docker(self, image: str, **extra: str) -> None:
@@ -220,7 +220,10 @@ class Stack:
         env_file = self.tmp / "registre.env"
         env_file.write_text(settings_file(self.env(**extra)))
         env_file.chmod(0o644)  # the image's user reads it
-        self.deploy("--docker", "--image", image, "--env-file", str(env_file), "--network", "host")
+        # the pools' limits come from the cost table as `extra` sets it (a container may not ask
+        # for more vCPU than the machine has)
+        options = ("--docker", "--image", image, "--env-file", str(env_file), "--network", "host")
+        self.deploy(*options, **extra)
         self._exit.callback(remove_run_containers)
 
     def start_host(self, host_id: str, **extra: str) -> None:
