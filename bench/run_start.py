@@ -26,7 +26,7 @@ from tasks.control.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL
 # The same host for both kinds; a container may not ask for more vCPU than the machine has.
 HOST_ENV = {"SERVER_MAX_CPU": "8", "SERVER_MAX_RAM": "16", "WORKER_COUNT": "1",
             "OCR_WORKER_POOL_SIZE": "1", "COST_REGISTRE_CPU": "1", "COST_INDEX_OCR_CPU": "1",
-            "COST_ACTE_OCR_CPU": "1", "REGISTRE_HOST_ID": "bench"}  # fmt: skip
+            "COST_ACTE_OCR_CPU": "1"}  # fmt: skip
 ROWS = [("acte", a.numero, a.circonscription, None, None, a.type_document)
         for a in ACTES if not a.paper_only]  # fmt: skip
 
