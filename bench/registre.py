@@ -68,8 +68,11 @@ async def worker(args: argparse.Namespace) -> None:
     from redis.asyncio import Redis
     from supabase import create_client
 
-    from tasks.registry import AccountPool, BrowserHost, RegistryConfig, SessionStore
+    from tasks.registry.accounts import AccountPool
+    from tasks.registry.browser import BrowserHost
+    from tasks.registry.config import RegistryConfig
     from tasks.registry.driver import download_document
+    from tasks.registry.session import SessionStore
     from tasks.request import Request
 
     config = RegistryConfig(base_url=args.registry)

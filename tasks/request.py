@@ -132,22 +132,3 @@ def check_request(row: Mapping[str, Any], sources: tuple[str, ...] = SOURCES) ->
         ),
         acte_type=acte_type,
     )
-
-
-def check_circonscription(name: str) -> str:
-    """The listed circonscription `name` means, matched as the registry's form matches it (accents,
-    case, St-/Ste- and small typos forgiven); InvalidRequest naming the closest ones otherwise."""
-    # here, not at the top: tasks.registry loads Playwright, which the claim has no use for
-    from tasks.registry.matching import Option, match_option, normalize
-
-    options = [Option(value=c, text=c) for c in CIRCONSCRIPTIONS]
-    found = match_option(name, options)
-    if found is not None:
-        return found.value
-    initial = normalize(name)[:1]
-    near = [c for c in CIRCONSCRIPTIONS if normalize(c).startswith(initial)] if initial else []
-    hint = f" (with {initial.upper()}: {', '.join(near)})" if near else ""
-    raise InvalidRequest(
-        f"circonscription_fonciere {name!r} is not a circonscription foncière of the registry"
-        f"{hint}; `registre queue add --help` lists them"
-    )

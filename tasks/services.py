@@ -12,12 +12,12 @@ import redis.asyncio
 from tasks.coordination.capacity.budget import Budget, Cost, WorkerKind, host_budget
 from tasks.coordination.capacity.leases import CapacityManager
 from tasks.coordination.ratelimit import GeminiLimiter
+from tasks.registry.config import RegistryConfig
 from tasks.settings import Settings
 
 if TYPE_CHECKING:
     from tasks.queue.table import Queue
     from tasks.registry.accounts import AccountPool
-    from tasks.registry.config import RegistryConfig
 
 __all__ = [
     "account_pool",
@@ -40,13 +40,7 @@ def async_redis_client(settings: Settings) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_url(settings.redis_url)
 
 
-# The registry's modules are imported when called: tasks.registry loads Playwright, which only a
-# registre run may pay for (tests/unit/test_stage_imports.py), and every run imports this module.
-
-
 def registry_config(settings: Settings) -> RegistryConfig:
-    from tasks.registry.config import RegistryConfig
-
     return RegistryConfig(base_url=settings.registry_base_url, headless=settings.browser_headless)
 
 
@@ -54,6 +48,8 @@ def account_pool(settings: Settings, queue: Queue, owner: str) -> AccountPool:
     """The registry accounts, checked out by `owner`. One set for every environment, in
     `registry_accounts_environment` or the first enabled one, so that two runs never share a
     login; called through the queue, under its retry policy."""
+    # imported here: the registry's errors load Playwright, which only a registre run may pay
+    # for (tests/unit/test_stage_imports.py), and every run imports this module
     from tasks.registry.accounts import AccountPool
 
     env = settings.registry_accounts_environment or settings.environments()[0].name

@@ -16,12 +16,12 @@ from deployments.cli.shared import console, queue_or_exit
 from tasks.queue.client import QueueError
 from tasks.queue.jobs import Stage
 from tasks.queue.statuses import status_label
+from tasks.registry.matching import check_circonscription
 from tasks.request import (
     ACTE_TYPES,
     CIRCONSCRIPTIONS,
     SOURCES,
     InvalidRequest,
-    check_circonscription,
     check_request,
 )
 

@@ -7,7 +7,16 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
-__all__ = ["QUEBEC_CADASTRE_VALUE", "Option", "match_cadastre", "match_option", "normalize"]
+from tasks.request import CIRCONSCRIPTIONS, InvalidRequest
+
+__all__ = [
+    "QUEBEC_CADASTRE_VALUE",
+    "Option",
+    "check_circonscription",
+    "match_cadastre",
+    "match_option",
+    "normalize",
+]
 
 QUEBEC_CADASTRE_VALUE = "000001"  # "Cadastre du Québec" on the registry's forms
 EMPTY_OPTION_VALUES = frozenset({"", "000000"})
@@ -81,3 +90,19 @@ def match_cadastre(wanted: str, options: Iterable[Option]) -> Option | None:
             if option.value.strip() == QUEBEC_CADASTRE_VALUE:
                 return option
     return match_option(wanted, options)
+
+
+def check_circonscription(name: str) -> str:
+    """The listed circonscription `name` means, matched as the registry's form matches it (accents,
+    case, St-/Ste- and small typos forgiven); InvalidRequest naming the closest ones otherwise."""
+    options = [Option(value=c, text=c) for c in CIRCONSCRIPTIONS]
+    found = match_option(name, options)
+    if found is not None:
+        return found.value
+    initial = normalize(name)[:1]
+    near = [c for c in CIRCONSCRIPTIONS if normalize(c).startswith(initial)] if initial else []
+    hint = f" (with {initial.upper()}: {', '.join(near)})" if near else ""
+    raise InvalidRequest(
+        f"circonscription_fonciere {name!r} is not a circonscription foncière of the registry"
+        f"{hint}; `registre queue add --help` lists them"
+    )

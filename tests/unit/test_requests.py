@@ -7,10 +7,10 @@ import pytest
 from sandbox.registry.catalogue import CIRCONSCRIPTIONS as STAND_IN_CIRCONSCRIPTIONS
 from tasks.queue.jobs import InvalidJob, Stage, parse_job
 from tasks.registry.evidence import LABEL_MAX, _stem
+from tasks.registry.matching import check_circonscription
 from tasks.request import (
     CIRCONSCRIPTIONS,
     InvalidRequest,
-    check_circonscription,
     check_request,
 )
 

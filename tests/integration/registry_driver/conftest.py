@@ -17,7 +17,10 @@ from supabase import create_client
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACCOUNTS
 from sandbox.supabase import serve as serve_supabase
-from tasks.registry import AccountPool, BrowserHost, RegistryConfig, SessionStore
+from tasks.registry.accounts import AccountPool
+from tasks.registry.browser import BrowserHost
+from tasks.registry.config import RegistryConfig
+from tasks.registry.session import SessionStore
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T = TypeVar("T")

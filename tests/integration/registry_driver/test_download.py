@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 
 from sandbox.registry import control
-from tasks.registry import BrowserHost, DownloadResult, download_document
+from tasks.registry.browser import BrowserHost
+from tasks.registry.driver import download_document
+from tasks.registry.models import DownloadResult
 from tasks.request import Request
 
 pytestmark = pytest.mark.slow
