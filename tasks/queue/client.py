@@ -61,11 +61,11 @@ def with_network_retries(call: Callable[[], T], what: str, *, repeatable: bool =
 
     Every queue call is safe to repeat: writes are conditional on the owner and status, and a
     repeated claim returns the rows the owner already holds. A call that is not (an insert: a
-    second one adds a second row) says so with `repeatable=False`: it is made once, and a failure
-    that may have reached Supabase says so instead of being hidden by a retry.
+    second one adds a second row) says so with `repeatable=False`: it is tried again only when it
+    never left (the connection failed), and a failure that may have reached Supabase says so
+    instead of being hidden by a retry.
     """
-    attempts = NETWORK_RETRIES + 1 if repeatable else 1
-    for attempt in range(attempts):
+    for attempt in range(NETWORK_RETRIES + 1):
         try:
             return call()
         except (httpx.TransportError, APIError) as exc:
@@ -73,9 +73,10 @@ def with_network_retries(call: Callable[[], T], what: str, *, repeatable: bool =
                 hint = f" ({exc.hint})" if exc.hint else ""
                 refused = f"Supabase refused the request: {exc.message}{hint}"
                 raise QueueError(f"{what}: {refused}", refused) from exc
-            if attempt == attempts - 1:
+            maybe_made = not repeatable and not _never_sent(exc)
+            if attempt == NETWORK_RETRIES or maybe_made:
                 unreachable = f"Supabase unreachable ({type(exc).__name__})"
-                if not repeatable and not _never_sent(exc):
+                if maybe_made:
                     unreachable += ", not tried again: it may have been written, look first"
                 raise QueueError(f"{what}: {unreachable}", unreachable) from exc
             delay = NETWORK_BACKOFF * 2**attempt

@@ -1,5 +1,6 @@
 """The queue's one retry policy: dropped connections are retried for calls safe to repeat, and
-a call that is not (an insert) is made once, its failure saying whether it may have been made."""
+a call that is not (an insert) is tried again only when it never left, its failure saying
+whether it may have been made."""
 
 from __future__ import annotations
 
@@ -45,11 +46,17 @@ def test_a_call_that_cannot_be_repeated_is_made_once_and_says_it_may_have_been_m
     assert "may have been written" in raised.value.reason
 
 
+def test_a_call_that_never_left_is_tried_again_even_when_it_cannot_be_repeated():
+    call = failing(httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"))
+    assert with_network_retries(call, "prod: add", repeatable=False) == "done"
+    assert call.calls == 3
+
+
 def test_a_connection_never_made_says_nothing_was_written():
-    call = failing(httpx.ConnectError("refused"))
+    call = failing(*[httpx.ConnectError("refused")] * 5)
     with pytest.raises(QueueError) as raised:
         with_network_retries(call, "prod: add", repeatable=False)
-    assert (call.calls, raised.value.reason) == (1, "Supabase unreachable (ConnectError)")
+    assert (call.calls, raised.value.reason) == (5, "Supabase unreachable (ConnectError)")
 
 
 def test_a_refused_request_is_not_retried_and_keeps_supabases_words():
