@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from playwright.async_api import BrowserContext, Download, Frame, Locator, Page, Response
+from playwright.async_api import Error as PlaywrightError
 
 from tasks.registry.config import RegistryConfig
 from tasks.registry.errors import DownloadStalled, PermanentRegistryError, RegistryTimeout
@@ -106,6 +107,8 @@ async def open_document(
 
 
 def _is_pdf_response(response: Response) -> bool:
+    if not response.url.startswith("http"):
+        return False  # the PDF viewer re-serves the PDF from chrome-extension://: unfetchable
     headers = response.headers
     if "attachment" in headers.get("content-disposition", "").lower():
         return False  # it becomes a download event instead; its body is not readable here
@@ -146,10 +149,14 @@ class PdfCatcher:
             return Path(await item.path()).read_bytes()
         self.seen.append(f"response {item.url}")
         try:
-            return await item.body()
-        except Exception:  # body not kept (navigated away, or handed to the PDF viewer)
-            fetched = await self._context.request.get(item.url)
-            return await fetched.body() if fetched.ok else None
+            body = await item.body()
+        except PlaywrightError:  # body not kept: the page navigated away
+            body = b""
+        if body.startswith(b"%PDF"):
+            return body
+        # Chromium hands an inline PDF to its viewer and reports the viewer's page as the body
+        fetched = await self._context.request.get(item.url)
+        return await fetched.body() if fetched.ok else None
 
     async def next_pdf(self, timeout_s: float) -> bytes | None:
         deadline = time.monotonic() + timeout_s
