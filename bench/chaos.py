@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from typing import Any
 
 import docker
 import httpx
+import psycopg
 from checks import (  # bench/checks.py and bench/stack.py, beside this file
     FINAL,
     ROW_COLUMNS,
@@ -57,6 +59,7 @@ from checks import (  # bench/checks.py and bench/stack.py, beside this file
 )
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.sorting import FlowRunSort
 from stack import Stack, is_prefect_worker, pids_with
 
 from deployments.image import build
@@ -201,6 +204,28 @@ def wave_report(stack: Stack, docs: list[Document], ids: list[str]) -> tuple[Dup
     return report, log
 
 
+def diagnose(stack: Stack, ids: list[str]) -> None:
+    """What is known of documents left not final: the row (without its texts) and every Prefect
+    run of it with its state history, printed before the stack goes away."""
+    with psycopg.connect(stack.dsn) as conn:
+        found = conn.execute(
+            "SELECT to_jsonb(q) - 'file_content' - 'boosted_file_content'"
+            " - 'searchable_file_content' FROM extraction_queue q WHERE id = ANY(%s::uuid[])",
+            (ids,),
+        ).fetchall()
+    for (row,) in found:
+        print(f"  row {json.dumps(row, default=str, ensure_ascii=False)}", flush=True)
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(
+            all_=["env:prod"])), limit=200, sort=FlowRunSort.EXPECTED_START_TIME_DESC)  # fmt: skip
+        for run in runs:
+            if run.parameters.get("job_id") not in ids:
+                continue
+            history = [f"{s.timestamp:%H:%M:%S} {s.name} {(s.message or '')[:120]!r}"
+                       for s in client.read_flow_run_states(run.id)]  # fmt: skip
+            print(f"  run {run.name} {run.id} tags={run.tags}: {history}", flush=True)
+
+
 def faults(gemini_url: str, **values: Any) -> None:
     httpx.post(f"{gemini_url}/_sandbox/faults", json=values).raise_for_status()
 
@@ -244,6 +269,8 @@ def main() -> int:
         help="the Prefect server on PostgreSQL (production's) instead of SQLite",
     )
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C: the stack (hosts, servers, dockerd, containers) is torn down
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     docs = catalogue()
     waves = [
@@ -300,6 +327,8 @@ def main() -> int:
             failures += [f"wave {number}: {x}" for x in report.failures()]
             failures += [f"wave {number}: lost or not final: {i} {rows.get(i)}" for i in lost]
             failures += [f"wave {number}: attempts over the maximum: {i}" for i in over]
+            if lost:
+                diagnose(stack, lost)
             errors = [r[5] for r in rows.values() if r[0] == 5]
             print(f"wave {number}: {len(wave)} documents, {len(lost)} not final, errors:"
                   f" {json.dumps(errors, ensure_ascii=False)[:400]}", flush=True)  # fmt: skip
@@ -311,8 +340,13 @@ def main() -> int:
         if state != (0, 0):
             failures.append(f"not back to zero: {state[0]} capacity leases, {state[1]} runs active")
         elapsed = time.monotonic() - began
+        if failures:  # the hosts' logs outlive the stack
+            kept = Path(tempfile.mkdtemp(prefix="chaos-logs-"))
+            for log in Path(tmp.name).glob("*.log"):
+                shutil.copy(log, kept)
+            print(f"logs kept in {kept}")
 
-    kills = sum(1 for d in chaos.done if "SIGKILL" in d)
+    kills = sum(1 for d in chaos.done if "SIGKILL" in d or "docker kill" in d)
     print(f"\n{args.documents} documents in {len(waves)} waves, {elapsed:.0f} s; {len(chaos.done)}"
           f" faults ({kills} kills):")  # fmt: skip
     for line in chaos.done:
