@@ -16,6 +16,7 @@ from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.workers.process import ProcessWorker
 
+from deployments.alerts import sync_alerts
 from deployments.docker import (
     DockerOptions,
     deployment_job_variables,
@@ -55,9 +56,12 @@ def deploy(settings: Settings, docker: DockerOptions | None = None) -> None:
     if done.returncode:
         raise RuntimeError(f"prefect deploy failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     set_rebalance_interval(settings.ocr_rebalance_interval_ms / 1000)
-    if docker is not None:
-        with get_client(sync_client=True) as client:
+    with get_client(sync_client=True) as client:
+        if docker is not None:
             run_from_image(client, settings)
+        alerting = sync_alerts(client, settings)
+    if alerting:
+        logger.info("alerts: %d automations call ALERT_WEBHOOK_URL", len(alerting))
     logger.info("deployed prefect.yaml: %s (%s pools)", ", ".join(POOL_QUEUES), pool_type)
 
 

@@ -22,6 +22,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tasks.control.orchestration import Orchestrator
 from tasks.control.pools import owner_run
+from tasks.control.spending import caps_reached
 from tasks.coordination.redis_keys import RedisKeys
 from tasks.failures import RetryLater
 from tasks.queue.client import QueueError
@@ -318,7 +319,9 @@ def costs(src: Sources) -> Data:
     def read(q: Queue, env: str) -> Data:
         if (cost := daily_costs(q, today).get(env)) is None:
             raise QueueError(f"{env}: no costs", reason="its costs could not be read")
-        return {**asdict(cost), "day": today.isoformat(), "total_usd": cost.total_usd}
+        caps = [cap.message for cap in caps_reached(env, cost, src.settings)]
+        return {**asdict(cost), "day": today.isoformat(), "total_usd": cost.total_usd,
+                "caps_reached": caps}  # fmt: skip
 
     return _per_env(src, read)
 

@@ -198,7 +198,8 @@ def costs(data: Data) -> RenderableType:
         ]  # fmt: skip
 
     columns = ["documents", "downloads", "registry", "Gemini", "total", Column("tokens", ratio=1)]
-    return _per_env(data, "Today's cost (UTC)", columns, rows)
+    caps = [Text(cap, style="red") for day in data.values() for cap in day.get("caps_reached", [])]
+    return Group(_per_env(data, "Today's cost (UTC)", columns, rows), *caps)
 
 
 RENDERERS: dict[str, Callable[[Any], RenderableType]] = {

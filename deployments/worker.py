@@ -254,6 +254,8 @@ def _run_host(settings: Settings, pools: tuple[str, ...], run_dir: Path) -> None
     for note in offer.notes:
         logger.warning(note)
     limits = {**offer.as_runs(), CONTROL_POOL: 1}
+    if CONTROL_POOL in pools and settings.alert_webhook_url is None:
+        logger.warning("ALERT_WEBHOOK_URL is not set: no alert will be sent (docs/operations.md)")
     documents = REGISTRE_POOL in pools or OCR_POOL in pools
     if documents:
         queue = Queue(settings)

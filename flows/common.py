@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -20,6 +21,7 @@ from prefect.states import Completed, State
 
 from tasks.control.dispatch import ControlPlane, Ending, dispatch, settle_dead_run
 from tasks.control.pools import BY_FLOW, DocumentDeployment, run_owner
+from tasks.control.spending import reached_caps
 from tasks.coordination.capacity.leases import CapacityExceeded
 from tasks.failures import Fate, Verdict, decide
 from tasks.queue.jobs import Job
@@ -69,8 +71,8 @@ def document_run(
     job_id: str,
 ) -> Iterator[DocumentRun]:
     """Reserve, claim `job_id`, lease, then the body's work; a failure of the work is settled on
-    the row (settle_failure), then re-raised. `run.skipped` is set instead of `run.job` when there
-    is no room or the row is not claimable."""
+    the row (settle_failure), then re-raised. `run.skipped` is set instead of `run.job` when a
+    spend cap holds the stage back, there is no room or the row is not claimable."""
     settings = load_settings()
     run_id = this_run.get_id()
     owner = run_owner(deployment.flow, run_id or f"{socket.gethostname()}:{uuid.uuid4()}")
@@ -78,6 +80,12 @@ def document_run(
         run = DocumentRun(settings, Queue(settings), stack.enter_context(redis_client(settings)))
         if (this_run.run_count or 1) > 1 and run.queue.requeue(env, job_id, deployment.stage):
             get_run_logger().info("retry: row %s was in error, put back in the queue", job_id)
+        today = datetime.now(UTC).date()
+        caps = reached_caps(run.queue.only(env), settings, today).get(env, [])
+        if cap := next((c for c in caps if c.stage is deployment.stage), None):
+            run.skipped = skipped(cap.message)  # created before the cap was reached: no claim
+            yield run
+            return
         capacity = capacity_manager(settings, run.redis)
         try:
             # this run's cost on its host's budget for the run's length; no room: no claim

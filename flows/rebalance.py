@@ -16,6 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from tasks.control import alerts
 from tasks.control.dispatch import ControlPlane, Picture, dispatch, reconcile
 from tasks.control.pools import REBALANCE
 from tasks.coordination.ratelimit import WindowUsage
@@ -92,6 +93,9 @@ def report(picture: Picture, taken_back: list[str], usage: WindowUsage) -> str:
         f" ({100 * usage.tokens / usage.max_tokens:.0f} % of TPM){pause}",
         "",
     ]
+    caps = [cap.message for caps in picture.capped.values() for cap in caps]
+    if caps:
+        lines += ["## Spend caps reached", ""] + [f"- {line}" for line in caps] + [""]
     lines += ["## Taken back", ""] + ([f"- {line}" for line in taken_back] or ["nothing"])
     notes = [f"{host}: {note}" for host, ns in state.notes.items() for note in ns]
     if notes:
@@ -116,6 +120,7 @@ def fingerprint(picture: Picture, taken_back: list[str]) -> str:
         ),
         "created": picture.created,
         "taken_back": taken_back,
+        "capped": sorted(f"{c.env}/{c.kind}" for caps in picture.capped.values() for c in caps),
     }
     return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()
 
@@ -165,6 +170,9 @@ def rebalance() -> dict[str, Any]:
             return {"taken_back": len(taken_back), "deleted": deleted}
         usage = gemini_limiter(settings, cp.redis).usage()
         published = publish(cp, picture, taken_back, usage)
+        alerted: list[alerts.Raised] = []
+        if settings.alert_webhook_url is not None:  # no webhook: nobody to tell
+            alerted = alerts.emit(cp, alerts.check(cp, picture, usage, datetime.now(UTC)))
         deleted = forget_old_runs(cp)
     if published:  # a note stands until its host changes: said once, not every 30 s
         for host, notes in picture.capacity.notes.items():
@@ -183,6 +191,7 @@ def rebalance() -> dict[str, Any]:
         "created": picture.created,
         "taken_back": taken_back,
         "published": published,
+        "alerts": [f"{a.alert.value} {a.subject}" for a in alerted],
         "deleted": deleted,
     }
 

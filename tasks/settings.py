@@ -125,6 +125,20 @@ class Settings(BaseSettings):
     reuse_download_hours: float = Field(168, ge=0)
     reuse_index_downloads: bool = False  # an index changes with every registration
 
+    # Daily spend caps per environment, in USD over the UTC day; unset: none
+    # (tasks/control/spending.py). Reached, new work of the stage waits; runs in flight finish.
+    gemini_daily_budget_usd: float | None = Field(None, ge=0)
+    registry_daily_budget_usd: float | None = Field(None, ge=0)
+
+    # Alerts (tasks/control/alerts.py, docs/operations.md): the webhook the automations call
+    # (unset: no alert is sent); one alert per condition and subject per period at most.
+    alert_webhook_url: SecretStr | None = None
+    alert_period_minutes: float = Field(60, gt=0)
+    alert_stall_minutes: float = Field(30, gt=0)  # documents waiting, none finished
+    alert_gemini_paused_minutes: float = Field(10, gt=0)  # paused for quota this long
+    alert_gemini_usage_share: float = Field(0.8, gt=0, le=1)  # of RPM or TPM, sustained for
+    alert_gemini_usage_minutes: float = Field(15, gt=0)  # this long
+
     # Retention in the Prefect database (docs/operations.md). Document runs (with their task runs,
     # logs, artifacts) after they end: Prefect's own db_vacuum, set on the server `registre up`
     # starts. Rebalance runs: the rebalance deletes its own (Prefect has one retention for all).

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+import hypothesis
 import psycopg
 import pytest
 import redis
@@ -25,8 +26,15 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # Nothing from an operator's shell or .env may leak into a test.
 for name in list(os.environ):
-    if name.endswith(("_SUPABASE_URL", "_SUPABASE_SERVICE_KEY")) or name.startswith("GEMINI_"):
+    if name.endswith(("_SUPABASE_URL", "_SUPABASE_SERVICE_KEY", "_DAILY_BUDGET_USD")) or (
+        name.startswith(("GEMINI_", "ALERT_"))
+    ):
         del os.environ[name]
+# Generating examples slows with the machine's load, which is not what a property test checks.
+hypothesis.settings.register_profile(
+    "registre", suppress_health_check=[hypothesis.HealthCheck.too_slow], deadline=None
+)
+hypothesis.settings.load_profile("registre")
 
 
 @pytest.fixture(scope="session")

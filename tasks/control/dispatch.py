@@ -24,6 +24,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from tasks.control.orchestration import Orchestrator
 from tasks.control.planning import Limits, free_slots, plan_limits, runs_to_create
 from tasks.control.pools import DOCUMENT_DEPLOYMENTS, DocumentDeployment, owner_run, run_owner
+from tasks.control.spending import SpendCap, held_back, reached_caps
 from tasks.coordination.capacity.leases import CapacityManager, CapacityStatus
 from tasks.coordination.lua import read_script
 from tasks.coordination.outages import SUPABASE, Outages, Service, prefect_service, redis_service
@@ -84,6 +85,7 @@ class Picture:
     limits_changed: dict[str, tuple[int | None, int]] = field(default_factory=dict)
     active: dict[str, int] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
+    capped: dict[str, list[SpendCap]] = field(default_factory=dict)  # per env, caps reached
 
 
 def waiting_documents(queue: Queue) -> dict[str, dict[str, int]]:
@@ -104,7 +106,12 @@ def plan(cp: ControlPlane) -> Picture:
     s = cp.settings
     state = cp.capacity.status()
     by_env = waiting_documents(cp.queue)
-    waiting = {d.flow: sum(e[d.flow] for e in by_env.values()) for d in DOCUMENT_DEPLOYMENTS}
+    anything = any(n for waiting in by_env.values() for n in waiting.values())
+    capped = reached_caps(cp.queue, s, datetime.now(UTC).date()) if anything else {}
+    waiting = {  # a capped environment's rows wait: no slot is planned for them
+        d.flow: sum(w[d.flow] for e, w in by_env.items() if e not in held_back(capped, d.stage))
+        for d in DOCUMENT_DEPLOYMENTS
+    }
     limits = plan_limits(
         state.hosts,
         state.runs,
@@ -114,7 +121,7 @@ def plan(cp: ControlPlane) -> Picture:
         min_index=s.ocr_min_index_workers,
         min_acte=s.ocr_min_acte_workers,
     )
-    return Picture(state, waiting, by_env, limits)
+    return Picture(state, waiting, by_env, limits, capped=capped)
 
 
 def apply_limits(cp: ControlPlane, limits: Limits, *, verify: bool) -> dict:
@@ -179,7 +186,10 @@ def _dispatch_once(cp: ControlPlane, *, verify: bool) -> Picture:
         if free[deployment] <= 0 or not picture.waiting[deployment.flow]:
             continue
         rows = cp.queue.claimable(
-            deployment.stage, deployment.sources, free[deployment] + len(active[deployment])
+            deployment.stage,
+            deployment.sources,
+            free[deployment] + len(active[deployment]),
+            skip=held_back(picture.capped, deployment.stage),
         )
         for row in runs_to_create(rows, busy, free[deployment]):
             run = cp.orchestrator.create_run(deployment, row)

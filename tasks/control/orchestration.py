@@ -24,6 +24,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import TERMINAL_STATES, FlowRun, StateType
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed, Scheduled
 
@@ -146,6 +147,20 @@ class Orchestrator:
 
     def deployment_of(self, run: FlowRun) -> DocumentDeployment:
         return self._deployments()[run.deployment_id]
+
+    def last_completed(self, deployment: DocumentDeployment) -> datetime | None:
+        """When the deployment's latest Completed run ended (None: none is left)."""
+        runs = self.client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))
+            ),
+            deployment_filter=DeploymentFilter(
+                id=DeploymentFilterId(any_=[self.deployment_id(deployment)])
+            ),
+            sort=FlowRunSort.END_TIME_DESC,
+            limit=1,
+        )
+        return runs[0].end_time if runs else None
 
     def create_run(self, deployment: DocumentDeployment, row: Claimable) -> FlowRun:
         """The document's run (or the one already created for this version of the row)."""

@@ -34,6 +34,8 @@ class RedisKeys:
         self.dispatch_again = f"{p}dispatch:again"  # string "1": dispatch once more after this
         # string: the fingerprint of the last rebalance artifact; its TTL makes the next one due
         self.rebalance_reported = f"{p}rebalance:reported"
+        # Alerts (tasks/control/alerts.py): json {host: runs held} at the last rebalance
+        self.alert_hosts_seen = f"{p}alert:hosts"
         # Registry sessions (tasks/registry/session.py)
         self.registre_sessions = f"{p}registre:sessions"  # zset: account id -> expires at, s
 
@@ -44,6 +46,22 @@ class RedisKeys:
     def run_unleased(self, run_id: str) -> str:
         """String: ISO time the run was first seen without a capacity lease."""
         return f"{self.prefix}run:unleased:{run_id}"
+
+    def alert_sent(self, alert: str, subject: str) -> str:
+        """String "1" with the alert period as TTL: this alert was sent for this subject."""
+        return f"{self.prefix}alert:sent:{alert}:{subject}"
+
+    def alert_errors_since(self, env: str) -> str:
+        """String: ISO time the environment's last error digest counted up to."""
+        return f"{self.prefix}alert:errors:since:{env}"
+
+    def alert_stage_idle(self, stage: str) -> str:
+        """String: ISO time the stage last had nothing waiting."""
+        return f"{self.prefix}alert:idle:{stage}"
+
+    def alert_since(self, alert: str) -> str:
+        """String: ISO time the alert's condition was first seen holding, without a break."""
+        return f"{self.prefix}alert:since:{alert}"
 
     def registre_session(self, account_id: str) -> str:
         """String: json of the account's logged-in browser state (a secret), with a TTL."""

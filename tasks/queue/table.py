@@ -5,7 +5,7 @@ goes through here (Storage through `storage(env)`), under one retry policy (clie
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -57,11 +57,12 @@ class Queue:
         """The environment's Storage buckets."""
         return Storage(self._client(env))
 
-    def _across(self, call: Callable[[str], T]) -> dict[str, T]:
-        """`call` for every environment in polling order. One that fails (a wrong service key,
-        its Supabase down) is left out and noted in `unavailable`, so the others go on."""
+    def _across(self, call: Callable[[str], T], skip: Collection[str] = ()) -> dict[str, T]:
+        """`call` for every environment in polling order, but those in `skip`. One that fails (a
+        wrong service key, its Supabase down) is left out and noted in `unavailable`, so the
+        others go on."""
         results: dict[str, T] = {}
-        for env in self._clients:
+        for env in (e for e in self._clients if e not in skip):
             try:
                 results[env] = call(env)
             except QueueError as exc:
@@ -348,14 +349,18 @@ class Queue:
         }  # fmt: skip
 
     def claimable(
-        self, stage: Stage, sources: tuple[str, ...] | None, limit: int
+        self,
+        stage: Stage,
+        sources: tuple[str, ...] | None,
+        limit: int,
+        skip: Collection[str] = (),
     ) -> list[Claimable]:
-        """The next rows a claim would take, in claim order (environments in polling order),
-        without taking them."""
+        """The next rows a claim would take, in claim order (environments in polling order, but
+        those in `skip`), without taking them."""
         from_status, _, _ = self._statuses_for(stage)
         params = {"p_from_status": from_status, "p_sources": list(sources) if sources else None,
                   "p_limit": limit}  # fmt: skip
-        rows = self._across(lambda env: self.rpc(env, "registre_claimable_v2", params))
+        rows = self._across(lambda env: self.rpc(env, "registre_claimable_v2", params), skip)
         found = [
             Claimable(
                 env,
