@@ -113,6 +113,15 @@ def tick() -> dict[str, Any]:
     return rebalance()
 
 
+def tick_until(receiver: Receiver, alert: Alert, subject: str, timeout: float) -> dict[str, Any]:
+    """Rebalance here every few seconds until the alert arrives; its body."""
+    deadline = time.monotonic() + timeout
+    while not receiver.of(alert, subject) and time.monotonic() < deadline:
+        tick()
+        time.sleep(3)
+    return receiver.wait(alert, subject)
+
+
 def test_deploy_makes_one_automation_per_alert_and_removes_them_without_a_webhook(system, receiver):
     settings = load_settings()
     with system.client() as client:
@@ -160,11 +169,7 @@ def test_errors_come_as_one_digest_per_period_and_a_stalled_stage_is_said(
     system.wait(
         lambda: run_of(system, waiting[0]) or run_of(system, waiting[1]), 120, "a download to start"
     )
-    deadline = time.monotonic() + 120
-    while not alerting.of(Alert.STALLED) and time.monotonic() < deadline:
-        tick()
-        time.sleep(5)
-    stalled = alerting.wait(Alert.STALLED, "registre")
+    stalled = tick_until(alerting, Alert.STALLED, "registre", 120)
     assert "waiting and none finished" in stalled["text"]
     control.set_faults(pipeline.registry, latency_s=0)
     system.wait(lambda: pipeline.row(third)["status_id"] == SEED.error, 240, "the third error")
@@ -180,11 +185,7 @@ def test_a_lost_host_a_gemini_storm_and_work_no_host_fits_are_said(system, alert
     # a cost table no live host fits: a registre run asks for more than any budget
     monkeypatch.setenv("COST_REGISTRE_CPU", "100")
     job = pipeline.insert("index", **index_columns())
-    deadline = time.monotonic() + 60
-    while not alerting.of(Alert.NO_FIT) and time.monotonic() < deadline:
-        tick()
-        time.sleep(3)
-    no_fit = alerting.wait(Alert.NO_FIT, "registre")
+    no_fit = tick_until(alerting, Alert.NO_FIT, "registre", 60)
     assert "no live host's budget fits one run" in no_fit["text"]
     monkeypatch.delenv("COST_REGISTRE_CPU")
 
@@ -200,11 +201,7 @@ def test_a_lost_host_a_gemini_storm_and_work_no_host_fits_are_said(system, alert
     system.hosts.pop("doomed").kill()
     for pid in host_pids("doomed"):  # its Prefect workers and runs: a machine lost
         os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 120
-    while not alerting.of(Alert.HOST_LOST) and time.monotonic() < deadline:
-        tick()
-        time.sleep(5)
-    lost = alerting.wait(Alert.HOST_LOST, "doomed")
+    lost = tick_until(alerting, Alert.HOST_LOST, "doomed", 120)
     assert "disappeared while it held 1 run" in lost["text"]
 
     # a 429 storm: Gemini stays paused
@@ -215,11 +212,7 @@ def test_a_lost_host_a_gemini_storm_and_work_no_host_fits_are_said(system, alert
     ).raise_for_status()
     pipeline.downloaded("acte", render_pdf(ACTE), **acte_columns())
     system.start_host("h2", **ONE_SLOT)
-    deadline = time.monotonic() + 180
-    while not alerting.of(Alert.GEMINI_PAUSED) and time.monotonic() < deadline:
-        tick()
-        time.sleep(3)
-    paused = alerting.wait(Alert.GEMINI_PAUSED, "gemini")
+    paused = tick_until(alerting, Alert.GEMINI_PAUSED, "gemini", 180)
     assert "paused for quota" in paused["text"]
 
 
