@@ -24,9 +24,10 @@ from sandbox.registry.catalogue import ACTES
 from tasks.control.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL
 
 # The same host for both kinds; a container may not ask for more vCPU than the machine has.
+# One OCR slot, for actes only: the host refuses a pool smaller than the two OCR minimums.
 HOST_ENV = {"SERVER_MAX_CPU": "8", "SERVER_MAX_RAM": "16", "WORKER_COUNT": "1",
-            "OCR_WORKER_POOL_SIZE": "1", "COST_REGISTRE_CPU": "1", "COST_INDEX_OCR_CPU": "1",
-            "COST_ACTE_OCR_CPU": "1"}  # fmt: skip
+            "OCR_WORKER_POOL_SIZE": "1", "OCR_MIN_INDEX_WORKERS": "0", "COST_REGISTRE_CPU": "1",
+            "COST_INDEX_OCR_CPU": "1", "COST_ACTE_OCR_CPU": "1"}  # fmt: skip
 ROWS = [("acte", a.numero, a.circonscription, None, None, a.type_document)
         for a in ACTES if not a.paper_only]  # fmt: skip
 
@@ -51,6 +52,9 @@ def start_costs(stack: Stack, documents: int) -> list[float]:
         deadline = time.monotonic() + 600
         while stack.rows([job_id])[job_id][0] not in (4, 5):
             assert time.monotonic() < deadline, f"document {job_id} did not finish"
+            if stack.hosts["bench"].poll() is not None:  # a refused setting, say
+                log = (stack.tmp / "host-bench.log").read_text()[-2000:]
+                raise SystemExit(f"the host exited:\n{log}")
             time.sleep(1)
     with get_client(sync_client=True) as client:
         runs = [r for r in client.read_flow_runs(limit=200) if r.parameters.get("job_id") in ids]
