@@ -145,11 +145,11 @@ def main() -> None:
         wait_final(stack, ids, 3600)
         elapsed = time.monotonic() - began
         runs = document_runs(set(ids))
+        pending = pending_at(runs)  # while the stack's server is up
 
     start_median, start_p95 = median_p95(starts)
     overhead = [(r.start_time - r.created).total_seconds() for r in runs]
     over_median, over_p95 = median_p95(overhead)
-    pending = pending_at(runs)
     taken = [pending[str(r.id)] - r.created.timestamp() for r in runs if str(r.id) in pending]
     started = [r.start_time.timestamp() - pending[str(r.id)] for r in runs if str(r.id) in pending]
     print(

@@ -14,6 +14,8 @@ import redis
 from checks import FINAL  # bench/checks.py and bench/stack.py, beside this file
 from stack import Stack, is_prefect_worker
 
+from deployments.prefect_worker import ENGINE
+
 # The tables retention should bound: runs with their states, tasks, logs, artifacts; events.
 PREFECT_TABLES = ("flow_run", "flow_run_state", "task_run", "task_run_state", "log", "artifact",
                   "events", "event_resources")  # fmt: skip
@@ -101,7 +103,7 @@ def process_usage(stack: Stack) -> dict[str, float]:
                 continue
             name = role(stack, pid)
             if name is None:
-                found["flow-run processes"] += b"prefect.engine" in _read(pid, "cmdline")
+                found["flow-run processes"] += ENGINE.encode() in _read(pid, "cmdline")
                 continue
             rss_pages = int(_read(pid, "statm").split()[1])
             threads = int(next(line for line in _read(pid, "status").splitlines()

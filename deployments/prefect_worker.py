@@ -1,6 +1,6 @@
 """The Prefect process worker `registre worker` starts for a process pool: Prefect's own
-ProcessWorker, with two additions so the host can replace it before it grows far (see
-docs/operations.md, "Worker recycling"):
+ProcessWorker, starting each run's engine directly (below), with two additions so the host can
+replace it before it grows far (see docs/operations.md, "Worker recycling"):
 
 - SIGUSR1 retires it: it polls no more, lets the runs it is submitting reach their process, says
   so by creating the file `--retired-file`, waits for its runs to end (it still reports a
@@ -22,16 +22,39 @@ from typing import Any
 
 import anyio
 from prefect.client.schemas.objects import FlowRun
-from prefect.utilities.processutils import setup_signal_handlers_worker
-from prefect.workers.process import ProcessWorker
+from prefect.utilities.processutils import (
+    command_to_string,
+    get_sys_executable,
+    setup_signal_handlers_worker,
+)
+from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
 
 from deployments.processes import alive
 from deployments.worker_args import worker_options, worker_parser
 
 POLL_S = 0.2  # how often retirement and inherited runs are checked
+ENGINE = "deployments.engine_session"
+
+
+class DirectEngineConfiguration(ProcessJobConfiguration):
+    """A run is Prefect's engine in a session of its own (deployments/engine_session.py), in the
+    deployment's directory. Left to itself, Prefect 3.9 starts a workspace supervisor first, a
+    second interpreter per run that resolves storage and dependencies this project does not
+    use: on 2 cores with a backlog it doubled the Pending -> Running time (bench/pipeline.py).
+    The directory is the code's own (the same path on every host): the engine copies nothing."""
+
+    def prepare_for_flow_run(self, flow_run: FlowRun, deployment: Any = None, *args: Any,
+                             **kwargs: Any) -> None:  # fmt: skip
+        if self.command is None:
+            self.command = command_to_string([get_sys_executable(), "-m", ENGINE])
+        if self.working_dir is None and deployment is not None and deployment.path:
+            self.working_dir = Path(deployment.path)
+        super().prepare_for_flow_run(flow_run, deployment, *args, **kwargs)
 
 
 class RecyclableWorker(ProcessWorker):
+    job_configuration = DirectEngineConfiguration
+
     def __init__(self, *args: Any, inherit: tuple[int, ...] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.inherit = inherit

@@ -44,7 +44,7 @@ WORKER_ENV = {
 
 def flow_run_processes(worker: subprocess.Popen[bytes]) -> dict[int, str]:
     """The flow-run processes a Prefect worker started, by pid, with their flow-run ids ("" for
-    one still preparing its workspace: it becomes the run's engine, same pid, when ready)."""
+    one gone while it was read)."""
     try:
         children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
     except OSError:

@@ -21,6 +21,7 @@ import pytest
 from prefect import get_client
 from prefect.exceptions import ObjectNotFound
 
+from deployments.prefect_worker import ENGINE
 from sandbox.postgres import ADMIN_DSN, drop_database
 from sandbox.registry.catalogue import INDEX_DOCUMENTS
 from sandbox.supabase import serve as serve_supabase
@@ -178,7 +179,7 @@ def test_a_signal_to_scripts_run_leaves_no_process_of_it(
         time.sleep(0.5)
     running = processes_marked(operator.mark)
     assert any("prefect server" in cmd for cmd in running.values()), running
-    assert any("prefect.engine" in cmd for cmd in running.values()), running
+    assert any(ENGINE in cmd for cmd in running.values()), running
 
     assert operator.process is not None
     if to_group:
