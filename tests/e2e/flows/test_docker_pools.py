@@ -45,7 +45,8 @@ from .control_plane import (
     state_of,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+# one engine, one image: these tests stay in one process of the tier (scripts/test runs two)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("docker")]
 
 HOST = "docker-1"
 # Each kind its own cost, so that each container shows its own kind's limits; a container may
