@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-# its own run is bounded below (1,500 s); the suite-wide 600 s would cut a loaded machine short;
-# the two benchmarks' stacks (this and the soak) take turns in one process of the tier
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1600), pytest.mark.xdist_group("benches")]
+# its own run is bounded below (1,500 s); the suite-wide 600 s would cut a loaded machine short
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1600)]
 
 CHAOS = Path(__file__).resolve().parents[2] / "bench" / "chaos.py"
 

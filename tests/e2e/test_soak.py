@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-# 5 minutes of stream, the stack's start and the drain: about 10 minutes on a loaded machine;
-# after or before the chaos run, in the same process of the tier (test_chaos.py)
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500), pytest.mark.xdist_group("benches")]
+# 5 minutes of stream, the stack's start and the drain: about 10 minutes on a loaded machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def test_a_five_minute_soak_grows_nothing_and_loses_nothing(capsys, bench_module):

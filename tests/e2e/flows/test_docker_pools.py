@@ -45,8 +45,9 @@ from .control_plane import (
     state_of,
 )
 
-# one engine, one image: these tests stay in one process of the tier (scripts/test runs two)
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("docker")]
+# One engine, one image: these tests stay in this file, which the tier runs in one process
+# (scripts/test: pytest-xdist by file); a second file would start a second engine beside it.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 HOST = "docker-1"
 # Each kind its own cost, so that each container shows its own kind's limits; a container may
