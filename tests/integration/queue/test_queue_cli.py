@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deployments.cli import app
+from deployments.cli.shared import console
 from tasks.queue.jobs import InvalidJob, Stage, parse_job
 from tasks.queue.statuses import SEED
 from tasks.queue.table import Queue
@@ -22,7 +23,11 @@ def cli_envs(supabase_projects, monkeypatch):
         monkeypatch.setenv(f"{env.upper()}_SUPABASE_URL", project.url)
         monkeypatch.setenv(f"{env.upper()}_SUPABASE_SERVICE_KEY", project.service_key)
     monkeypatch.setenv("COLUMNS", "250")
+    # the CLI's console takes COLUMNS when it is made, at import, if set then (pytest-xdist sets
+    # it to the terminal's in its processes): sized here, and left to read COLUMNS again after
+    console.width = 250
     yield supabase_projects
+    console.width = None
 
 
 def registre(*args: str) -> Any:
