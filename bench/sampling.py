@@ -14,7 +14,7 @@ import redis
 from checks import FINAL  # bench/checks.py and bench/stack.py, beside this file
 from stack import Stack, is_prefect_worker
 
-from deployments.prefect_worker import ENGINE
+from deployments.engine_server import ENGINE
 
 # The tables retention should bound: runs with their states, tasks, logs, artifacts; events.
 PREFECT_TABLES = ("flow_run", "flow_run_state", "task_run", "task_run_state", "log", "artifact",
@@ -82,6 +82,8 @@ def role(stack: Stack, pid: int) -> str | None:
             return module.replace("sandbox.", "stand-in ")
     host = next((i.split(b"=", 1)[1].decode() for i in environ
                  if i.startswith(b"REGISTRE_HOST_ID=")), "?")  # fmt: skip
+    if "deployments.engine_server" in words:
+        return f"engine server {host}"
     if is_prefect_worker(pid) and "--pool" in words:
         return f"prefect worker {host}/{words[words.index('--pool') + 1]}"
     if "worker" in words and "--host-id" in words:

@@ -9,6 +9,8 @@ replace it before it grows far (see docs/operations.md, "Worker recycling"):
   retired worker, against its own `--limit` until that run ends, so that the two never run more
   than the limit together.
 
+Its runs start warm, forked by an engine server of its own (deployments/engine_server.py).
+
 Run as `python -m deployments.prefect_worker --pool P --limit N --name W [...]`."""
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-from contextlib import suppress
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,35 +35,40 @@ from prefect.utilities.processutils import (
 )
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
 
+from deployments.engine_server import ENGINE, ENTRYPOINT_ENV, SOCKET_ENV
 from deployments.processes import alive
 from deployments.worker_args import worker_options, worker_parser
 
 POLL_S = 0.2  # how often retirement and inherited runs are checked
-ENGINE = "deployments.engine_session"
 
 
 class DirectEngineConfiguration(ProcessJobConfiguration):
-    """A run is Prefect's engine in a session of its own (deployments/engine_session.py), in the
-    deployment's directory. Left to itself, Prefect 3.9 starts a workspace supervisor first, a
-    second interpreter per run that resolves storage and dependencies this project does not
-    use: on 2 cores with a backlog it doubled the Pending -> Running time (bench/pipeline.py).
-    The directory is the code's own (the same path on every host): the engine copies nothing."""
+    """A run is Prefect's engine, started by deployments/engine_session.py in the deployment's
+    directory. Left to itself, Prefect 3.9 starts a workspace supervisor first, a second
+    interpreter per run that resolves storage and dependencies this project does not use: on 2
+    cores with a backlog it doubled the Pending -> Running time (bench/pipeline.py). The
+    directory is the code's own (the same path on every host): the engine copies nothing, and
+    is told the flow's entrypoint rather than reading the deployment again."""
 
     def prepare_for_flow_run(self, flow_run: FlowRun, deployment: Any = None, *args: Any,
                              **kwargs: Any) -> None:  # fmt: skip
         if self.command is None:
-            self.command = command_to_string([get_sys_executable(), "-m", ENGINE])
+            self.command = command_to_string([get_sys_executable(), "-I", "-S", ENGINE])
         if self.working_dir is None and deployment is not None and deployment.path:
             self.working_dir = Path(deployment.path)
         super().prepare_for_flow_run(flow_run, deployment, *args, **kwargs)
+        if deployment is not None and deployment.entrypoint and not deployment.pull_steps:
+            self.env.setdefault(ENTRYPOINT_ENV, deployment.entrypoint)
 
 
 class RecyclableWorker(ProcessWorker):
     job_configuration = DirectEngineConfiguration
 
-    def __init__(self, *args: Any, inherit: tuple[int, ...] = (), **kwargs: Any) -> None:
+    def __init__(self, *args: Any, inherit: tuple[int, ...] = (), engine_socket: Path | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.inherit = inherit
+        self.engine_socket = engine_socket
         self.retiring = False
         self.polling = anyio.Lock()  # held while a poll may be handing runs to the task group
         self.running = 0  # own runs from submission to their state reported after the exit
@@ -76,6 +87,11 @@ class RecyclableWorker(ProcessWorker):
             return await super()._submit_run_and_capture_errors(flow_run, task_status)
         finally:
             self.running -= 1
+
+    async def run(self, flow_run: FlowRun, configuration: Any, task_status: Any = None) -> Any:
+        if self.engine_socket is not None:
+            configuration.env[SOCKET_ENV] = str(self.engine_socket)
+        return await super().run(flow_run, configuration, task_status)
 
     async def setup(self) -> None:
         await super().setup()
@@ -103,13 +119,31 @@ class RecyclableWorker(ProcessWorker):
             await anyio.sleep(POLL_S)
 
 
+@contextmanager
+def engine_server() -> Iterator[Path]:
+    """This worker's engine server, on a socket of its own; stopped with the worker (it also
+    stops by itself when the worker is gone). Until it listens, runs start cold."""
+    with tempfile.TemporaryDirectory(prefix="registre-engines-") as directory:
+        path = Path(directory, "engines.sock")
+        command = [sys.executable, "-m", "deployments.engine_server", "--socket", str(path)]
+        server = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent)
+        try:
+            yield path
+        finally:
+            server.terminate()
+            server.wait()
+
+
 async def serve(args: argparse.Namespace) -> None:
     setup_signal_handlers_worker(os.getpid(), "the process worker", print)
-    worker = RecyclableWorker(**worker_options(args), inherit=tuple(args.inherit))
-    async with anyio.create_task_group() as group:
-        group.start_soon(retire_on_signal, worker, args.retired_file, group.cancel_scope)
-        await worker.start()
-        group.cancel_scope.cancel()
+    with engine_server() as socket_path:
+        worker = RecyclableWorker(
+            **worker_options(args), inherit=tuple(args.inherit), engine_socket=socket_path
+        )
+        async with anyio.create_task_group() as group:
+            group.start_soon(retire_on_signal, worker, args.retired_file, group.cancel_scope)
+            await worker.start()
+            group.cancel_scope.cancel()
 
 
 async def retire_on_signal(

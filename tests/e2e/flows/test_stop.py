@@ -21,7 +21,7 @@ import pytest
 from prefect import get_client
 from prefect.exceptions import ObjectNotFound
 
-from deployments.prefect_worker import ENGINE
+from deployments.engine_server import ENGINE
 from sandbox.postgres import ADMIN_DSN, drop_database
 from sandbox.registry.catalogue import INDEX_DOCUMENTS
 from sandbox.supabase import serve as serve_supabase

@@ -1,0 +1,147 @@
+"""Warm starts (deployments/engine_server.py, deployments/engine_session.py): a run's process as
+the worker starts it, against a real engine server running a probe module in place of Prefect's
+engine. The run behaves as the process it replaces: its output, code, directory, environment and
+signals are its own; killed, it takes its engine along; with no server, it starts cold."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deployments.engine_server import ENGINE, SOCKET_ENV
+from deployments.processes import alive
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = """
+import os, signal, sys, time
+what = os.environ.get("PROBE", "")
+if __name__ == "__main__":
+    print(f"pid={os.getpid()} ppid={os.getppid()} cwd={os.getcwd()} mark={os.environ.get('MARK')}",
+          flush=True)
+    if what.startswith("exit:"):
+        sys.exit(int(what[5:]))
+    if what == "term":
+        def on_term(*_):
+            print("terminated", flush=True)
+            sys.exit(3)
+        signal.signal(signal.SIGTERM, on_term)
+    if what in ("sleep", "term"):
+        time.sleep(60)
+    if what == "raise":
+        raise RuntimeError("the probe failed")
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "probe.py").write_text(PROBE)
+    return {**os.environ, "PYTHONPATH": str(ROOT), SOCKET_ENV: str(tmp_path / "engines.sock")}
+
+
+@pytest.fixture
+def server(tmp_path: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    command = [sys.executable, "-m", "deployments.engine_server", "--socket", env[SOCKET_ENV],
+               "--module", "probe", "--preload", "probe"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 30
+    while not Path(env[SOCKET_ENV]).exists():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    yield process
+    process.kill()
+    process.wait()
+
+
+def start_run(cwd: Path, env: dict[str, str], probe: str) -> subprocess.Popen[str]:
+    """A run's process, as the worker starts it."""
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", ENGINE], cwd=cwd, env={**env, "PROBE": probe},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def probe_line(run: subprocess.Popen[str]) -> dict[str, str]:
+    assert run.stdout is not None
+    return dict(item.split("=", 1) for item in run.stdout.readline().split())
+
+
+def test_a_run_is_forked_and_keeps_its_own_output_code_directory_and_environment(
+    tmp_path: Path, env: dict[str, str], server: subprocess.Popen[bytes]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "probe.py").write_text(PROBE)
+    for code in (0, 7):
+        run = start_run(elsewhere, {**env, "MARK": f"run-{code}"}, f"exit:{code}")
+        seen = probe_line(run)
+        assert run.wait(30) == code
+        assert seen["ppid"] == str(server.pid)  # forked by the server, not started afresh
+        assert seen["cwd"] == str(elsewhere) and seen["mark"] == f"run-{code}"
+
+    failing = start_run(tmp_path, env, "raise")
+    _, errors = failing.communicate(timeout=30)
+    assert failing.returncode == 1 and "RuntimeError: the probe failed" in errors
+
+
+def test_signals_reach_the_engine_and_a_killed_run_takes_it_along(
+    tmp_path: Path, env: dict[str, str], server: subprocess.Popen[bytes]
+) -> None:
+    run = start_run(tmp_path, env, "term")
+    probe_line(run)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(30) == 3
+    assert run.stdout is not None and run.stdout.readline().strip() == "terminated"
+
+    run = start_run(tmp_path, env, "sleep")
+    engine = int(probe_line(run)["pid"])
+    run.kill()
+    run.wait(30)
+    deadline = time.monotonic() + 10
+    while alive(engine):
+        assert time.monotonic() < deadline, "the engine outlived its run's process"
+        time.sleep(0.05)
+
+    run = start_run(tmp_path, env, "sleep")
+    os.kill(int(probe_line(run)["pid"]), signal.SIGKILL)
+    assert run.wait(30) == -signal.SIGKILL  # the engine killed: so is the run, as before
+    assert server.poll() is None
+
+
+def test_with_no_server_or_other_interpreter_settings_a_run_starts_cold(
+    tmp_path: Path, env: dict[str, str], server: subprocess.Popen[bytes]
+) -> None:
+    for different in ({"PYTHONWARNINGS": "ignore"}, {SOCKET_ENV: str(tmp_path / "none.sock")}):
+        run = start_run(tmp_path, {**env, **different}, "exit:0")
+        _, errors = run.communicate(timeout=60)
+        # the cold start is Prefect's own engine, which wants a flow run id
+        assert run.returncode == 1 and "Invalid flow run id" in errors, errors
+
+
+def test_the_server_stops_when_its_worker_is_gone(tmp_path: Path, env: dict[str, str]) -> None:
+    command = [sys.executable, "-m", "deployments.engine_server", "--socket", env[SOCKET_ENV],
+               "--module", "probe", "--preload", "probe"]  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys; subprocess.Popen(sys.argv[1:]); input()",
+         *command], cwd=tmp_path, env=env, stdin=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not Path(env[SOCKET_ENV]).exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    servers = [
+        pid for pid in map(int, Path(f"/proc/{worker.pid}/task/{worker.pid}/children")
+                           .read_text().split())
+    ]  # fmt: skip
+    worker.kill()
+    worker.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in servers):
+        assert time.monotonic() < deadline, "the engine server outlived its worker"
+        time.sleep(0.05)
