@@ -47,13 +47,11 @@ REQUEST_TIMEOUT_S = 5.0
 PARENT_CHECK_S = 0.5
 
 
-def same_startup(env: dict[str, str]) -> bool:
-    """Whether a run with `env` would start the interpreter and Prefect's logging as this one."""
-
-    def startup(items: dict[str, str]) -> dict[str, str]:
-        return {k: v for k, v in items.items() if k.startswith(STARTUP_SETTINGS)}
-
-    return startup(env) == startup(dict(os.environ))
+def startup_differences(env: dict[str, str]) -> list[str]:
+    """The settings by which a run with `env` would start the interpreter or Prefect's logging
+    otherwise than this process did."""
+    names = {k for k in [*env, *os.environ] if k.startswith(STARTUP_SETTINGS)}
+    return sorted(k for k in names if env.get(k) != os.environ.get(k))
 
 
 def module_of(entrypoint: str, cwd: str) -> str | None:
@@ -112,7 +110,8 @@ class EngineServer:
             _, fds, _, _ = socket.recv_fds(conn, 1, 3)
             request = json.loads(conn.makefile("rb").readline())
             env, cwd = request["env"], request["cwd"]
-            if len(fds) != 3 or not same_startup(env):
+            if len(fds) != 3 or (differences := startup_differences(env)):
+                logger.warning("a run starts cold: its %s differ", ", ".join(differences) or "fds")
                 conn.sendall(b"cold\n")
                 return
             if (module := module_of(env.get(ENTRYPOINT_ENV, ""), cwd)) is not None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import anyio
 from prefect.client.schemas.objects import FlowRun
+from prefect.settings import get_current_settings
 from prefect.utilities.processutils import (
     command_to_string,
     get_sys_executable,
@@ -126,7 +127,11 @@ def engine_server() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="registre-engines-") as directory:
         path = Path(directory, "engines.sock")
         command = [sys.executable, "-m", "deployments.engine_server", "--socket", str(path)]
-        server = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent)
+        # the environment Prefect gives its runs before their own (EngineCommandStarter's),
+        # which the server compares with each run's
+        settings = get_current_settings().to_environment_variables(exclude_unset=True)
+        env = {**os.environ, **settings}
+        server = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, env=env)
         try:
             yield path
         finally:
