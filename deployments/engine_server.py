@@ -58,6 +58,8 @@ def module_of(entrypoint: str, cwd: str) -> str | None:
     """The importable name of an entrypoint's file ("flows/registre.py:registre" in `cwd` ->
     "flows.registre"), None when it lies outside `cwd`."""
     path = Path(cwd, entrypoint.rsplit(":", 1)[0]).resolve()
+    if path.suffix != ".py":
+        return None
     with contextlib.suppress(ValueError):
         return ".".join(path.relative_to(Path(cwd).resolve()).with_suffix("").parts)
     return None

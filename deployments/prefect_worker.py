@@ -44,22 +44,38 @@ POLL_S = 0.2  # how often retirement and inherited runs are checked
 
 
 class DirectEngineConfiguration(ProcessJobConfiguration):
-    """A run is Prefect's engine, started by deployments/engine_session.py in the deployment's
-    directory. Left to itself, Prefect 3.9 starts a workspace supervisor first, a second
-    interpreter per run that resolves storage and dependencies this project does not use: on 2
-    cores with a backlog it doubled the Pending -> Running time (bench/pipeline.py). The
-    directory is the code's own (the same path on every host): the engine copies nothing, and
-    is told the flow's entrypoint rather than reading the deployment again."""
+    """A run is Prefect's engine, started by deployments/engine_session.py in the directory of
+    the deployment's code. Left to itself, Prefect 3.9 starts a workspace supervisor first, a
+    second interpreter per run that resolves storage and dependencies this project does not
+    use: on 2 cores with a backlog it doubled the Pending -> Running time (bench/pipeline.py).
+    The directory is the code's own (the same path on every host): the engine copies nothing,
+    and is told the flow's entrypoint rather than reading the deployment again."""
 
     def prepare_for_flow_run(self, flow_run: FlowRun, deployment: Any = None, *args: Any,
                              **kwargs: Any) -> None:  # fmt: skip
         if self.command is None:
             self.command = command_to_string([get_sys_executable(), "-I", "-S", ENGINE])
-        if self.working_dir is None and deployment is not None and deployment.path:
-            self.working_dir = Path(deployment.path)
+        directory = code_directory(deployment)
+        if self.working_dir is None:
+            self.working_dir = directory
         super().prepare_for_flow_run(flow_run, deployment, *args, **kwargs)
-        if deployment is not None and deployment.entrypoint and not deployment.pull_steps:
+        if directory is not None and directory == self.working_dir and deployment.entrypoint:
             self.env.setdefault(ENTRYPOINT_ENV, deployment.entrypoint)
+
+
+def code_directory(deployment: Any) -> Path | None:
+    """Where a deployment's code already is: the directory its pull steps only set (what
+    `prefect deploy` gives a deployment with no pull section), or its path. None when its pull
+    steps do more, or say nothing: then Prefect's engine runs them."""
+    if deployment is None:
+        return None
+    directory = Path(deployment.path) if deployment.path else None
+    for step in deployment.pull_steps or []:
+        [(name, options)] = step.items()
+        if not name.endswith(".set_working_directory"):
+            return None
+        directory = Path(options["directory"])
+    return directory
 
 
 class RecyclableWorker(ProcessWorker):
