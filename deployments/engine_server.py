@@ -29,6 +29,7 @@ import runpy
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import traceback
@@ -194,6 +195,29 @@ def die_with_caller(conn: socket.socket) -> None:
         while conn.recv(64):
             pass
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+class ServerProcess:
+    """A worker's engine server, started again at the next run if it has died (an operator's
+    kill, the OOM killer): meanwhile runs start cold."""
+
+    def __init__(self, directory: Path, env: dict[str, str]) -> None:
+        self.socket_path = directory / "engines.sock"
+        self.env = env
+        self.process = self.start()
+
+    def start(self) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", __spec__.name, "--socket", str(self.socket_path)]
+        return subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, env=self.env)
+
+    def ensure_running(self) -> None:
+        if (code := self.process.poll()) is not None:
+            logger.warning("the engine server exited (code %s); starting another", code)
+            self.process = self.start()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -36,7 +34,7 @@ from prefect.utilities.processutils import (
 )
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
 
-from deployments.engine_server import ENGINE, ENTRYPOINT_ENV, SOCKET_ENV
+from deployments.engine_server import ENGINE, ENTRYPOINT_ENV, SOCKET_ENV, ServerProcess
 from deployments.processes import alive
 from deployments.worker_args import worker_options, worker_parser
 
@@ -81,11 +79,11 @@ def code_directory(deployment: Any) -> Path | None:
 class RecyclableWorker(ProcessWorker):
     job_configuration = DirectEngineConfiguration
 
-    def __init__(self, *args: Any, inherit: tuple[int, ...] = (), engine_socket: Path | None = None,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(self, *args: Any, inherit: tuple[int, ...] = (),
+                 engines: ServerProcess | None = None, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.inherit = inherit
-        self.engine_socket = engine_socket
+        self.engines = engines
         self.retiring = False
         self.polling = anyio.Lock()  # held while a poll may be handing runs to the task group
         self.running = 0  # own runs from submission to their state reported after the exit
@@ -106,8 +104,9 @@ class RecyclableWorker(ProcessWorker):
             self.running -= 1
 
     async def run(self, flow_run: FlowRun, configuration: Any, task_status: Any = None) -> Any:
-        if self.engine_socket is not None:
-            configuration.env[SOCKET_ENV] = str(self.engine_socket)
+        if self.engines is not None:
+            self.engines.ensure_running()
+            configuration.env[SOCKET_ENV] = str(self.engines.socket_path)
         return await super().run(flow_run, configuration, task_status)
 
     async def setup(self) -> None:
@@ -137,29 +136,25 @@ class RecyclableWorker(ProcessWorker):
 
 
 @contextmanager
-def engine_server() -> Iterator[Path]:
+def engine_server() -> Iterator[ServerProcess]:
     """This worker's engine server, on a socket of its own; stopped with the worker (it also
     stops by itself when the worker is gone). Until it listens, runs start cold."""
+    # the environment Prefect gives its runs before their own (EngineCommandStarter's), which
+    # the server compares with each run's
+    env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True)}
     with tempfile.TemporaryDirectory(prefix="registre-engines-") as directory:
-        path = Path(directory, "engines.sock")
-        command = [sys.executable, "-m", "deployments.engine_server", "--socket", str(path)]
-        # the environment Prefect gives its runs before their own (EngineCommandStarter's),
-        # which the server compares with each run's
-        settings = get_current_settings().to_environment_variables(exclude_unset=True)
-        env = {**os.environ, **settings}
-        server = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, env=env)
+        engines = ServerProcess(Path(directory), env)
         try:
-            yield path
+            yield engines
         finally:
-            server.terminate()
-            server.wait()
+            engines.stop()
 
 
 async def serve(args: argparse.Namespace) -> None:
     setup_signal_handlers_worker(os.getpid(), "the process worker", print)
-    with engine_server() as socket_path:
+    with engine_server() as engines:
         worker = RecyclableWorker(
-            **worker_options(args), inherit=tuple(args.inherit), engine_socket=socket_path
+            **worker_options(args), inherit=tuple(args.inherit), engines=engines
         )
         async with anyio.create_task_group() as group:
             group.start_soon(retire_on_signal, worker, args.retired_file, group.cancel_scope)

@@ -12,12 +12,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from deployments.engine_server import ENGINE, SOCKET_ENV
+from deployments.engine_server import ENGINE, SOCKET_ENV, ServerProcess
+from deployments.prefect_worker import code_directory
 from deployments.processes import alive
 
+# importing the worker registers it as Prefect's "process" worker, as in its own process
+pytestmark = pytest.mark.filterwarnings("ignore:Type 'RecyclableWorker'")
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import os, signal, sys, time
@@ -145,3 +149,34 @@ def test_the_server_stops_when_its_worker_is_gone(tmp_path: Path, env: dict[str,
     while any(alive(pid) for pid in servers):
         assert time.monotonic() < deadline, "the engine server outlived its worker"
         time.sleep(0.05)
+
+
+def test_a_server_that_died_is_started_again_at_the_next_run(tmp_path: Path) -> None:
+    engines = ServerProcess(tmp_path, {**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        first = engines.process
+        first.kill()
+        first.wait()
+        engines.ensure_running()
+        assert engines.process.pid != first.pid and engines.process.poll() is None
+        deadline = time.monotonic() + 60
+        while not engines.socket_path.exists():
+            assert time.monotonic() < deadline and engines.process.poll() is None
+            time.sleep(0.05)
+    finally:
+        engines.stop()
+    assert engines.process.returncode is not None
+
+
+def deployment(path: str | None, *steps: dict[str, object]) -> SimpleNamespace:
+    return SimpleNamespace(path=path, pull_steps=list(steps) or None)
+
+
+def test_a_run_starts_where_its_deployments_code_already_is() -> None:
+    here = {"prefect.deployments.steps.set_working_directory": {"directory": "/srv/flows"}}
+    clone = {"prefect.deployments.steps.git_clone": {"repository": "https://example.org/x"}}
+    assert code_directory(deployment(None, here)) == Path("/srv/flows")  # `prefect deploy`'s
+    assert code_directory(deployment("/srv/flows")) == Path("/srv/flows")
+    assert code_directory(deployment(None, clone, here)) is None  # Prefect's engine pulls it
+    assert code_directory(deployment(None)) is None
+    assert code_directory(None) is None
