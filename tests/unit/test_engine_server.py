@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,11 +18,8 @@ from types import SimpleNamespace
 import pytest
 
 from deployments.engine_server import ENGINE, SOCKET_ENV, ServerProcess
-from deployments.prefect_worker import code_directory
 from deployments.processes import alive
 
-# importing the worker registers it as Prefect's "process" worker, as in its own process
-pytestmark = pytest.mark.filterwarnings("ignore:Type 'RecyclableWorker'")
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import os, signal, sys, time
@@ -173,6 +171,10 @@ def deployment(path: str | None, *steps: dict[str, object]) -> SimpleNamespace:
 
 
 def test_a_run_starts_where_its_deployments_code_already_is() -> None:
+    with warnings.catch_warnings():  # the worker registers itself as Prefect's "process" type
+        warnings.simplefilter("ignore")
+        from deployments.prefect_worker import code_directory
+
     here = {"prefect.deployments.steps.set_working_directory": {"directory": "/srv/flows"}}
     clone = {"prefect.deployments.steps.git_clone": {"repository": "https://example.org/x"}}
     assert code_directory(deployment(None, here)) == Path("/srv/flows")  # `prefect deploy`'s
