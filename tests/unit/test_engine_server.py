@@ -81,38 +81,37 @@ def test_a_run_is_forked_and_keeps_its_own_output_code_directory_and_environment
     elsewhere.mkdir()
     (elsewhere / "probe.py").write_text(PROBE)
     for code in (0, 7):
-        run = start_run(elsewhere, {**env, "MARK": f"run-{code}"}, f"exit:{code}")
-        seen = probe_line(run)
-        assert run.wait(30) == code
+        with start_run(elsewhere, {**env, "MARK": f"run-{code}"}, f"exit:{code}") as run:
+            seen = probe_line(run)
+            assert run.wait(30) == code
         assert seen["ppid"] == str(server.pid)  # forked by the server, not started afresh
         assert seen["cwd"] == str(elsewhere) and seen["mark"] == f"run-{code}"
 
-    failing = start_run(tmp_path, env, "raise")
-    _, errors = failing.communicate(timeout=30)
+    with start_run(tmp_path, env, "raise") as failing:
+        _, errors = failing.communicate(timeout=30)
     assert failing.returncode == 1 and "RuntimeError: the probe failed" in errors
 
 
 def test_signals_reach_the_engine_and_a_killed_run_takes_it_along(
     tmp_path: Path, env: dict[str, str], server: subprocess.Popen[bytes]
 ) -> None:
-    run = start_run(tmp_path, env, "term")
-    probe_line(run)
-    run.send_signal(signal.SIGTERM)
-    assert run.wait(30) == 3
-    assert run.stdout is not None and run.stdout.readline().strip() == "terminated"
+    with start_run(tmp_path, env, "term") as run:
+        probe_line(run)
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(30) == 3
+        assert run.stdout is not None and run.stdout.readline().strip() == "terminated"
 
-    run = start_run(tmp_path, env, "sleep")
-    engine = int(probe_line(run)["pid"])
-    run.kill()
-    run.wait(30)
+    with start_run(tmp_path, env, "sleep") as run:
+        engine = int(probe_line(run)["pid"])
+        run.kill()
     deadline = time.monotonic() + 10
     while alive(engine):
         assert time.monotonic() < deadline, "the engine outlived its run's process"
         time.sleep(0.05)
 
-    run = start_run(tmp_path, env, "sleep")
-    os.kill(int(probe_line(run)["pid"]), signal.SIGKILL)
-    assert run.wait(30) == -signal.SIGKILL  # the engine killed: so is the run, as before
+    with start_run(tmp_path, env, "sleep") as run:
+        os.kill(int(probe_line(run)["pid"]), signal.SIGKILL)
+        assert run.wait(30) == -signal.SIGKILL  # the engine killed: so is the run, as before
     assert server.poll() is None
 
 
@@ -120,8 +119,8 @@ def test_with_no_server_or_other_interpreter_settings_a_run_starts_cold(
     tmp_path: Path, env: dict[str, str], server: subprocess.Popen[bytes]
 ) -> None:
     for different in ({"PYTHONWARNINGS": "ignore"}, {SOCKET_ENV: str(tmp_path / "none.sock")}):
-        run = start_run(tmp_path, {**env, **different}, "exit:0")
-        _, errors = run.communicate(timeout=60)
+        with start_run(tmp_path, {**env, **different}, "exit:0") as run:
+            _, errors = run.communicate(timeout=60)
         # the cold start is Prefect's own engine, which wants a flow run id
         assert run.returncode == 1 and "Invalid flow run id" in errors, errors
 
@@ -130,8 +129,8 @@ def test_the_server_stops_when_its_worker_is_gone(tmp_path: Path, env: dict[str,
     command = [sys.executable, "-m", "deployments.engine_server", "--socket", env[SOCKET_ENV],
                "--module", "probe", "--preload", "probe"]  # fmt: skip
     worker = subprocess.Popen(
-        [sys.executable, "-c", "import subprocess, sys; subprocess.Popen(sys.argv[1:]); input()",
-         *command], cwd=tmp_path, env=env, stdin=subprocess.PIPE,
+        [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); "
+         "time.sleep(60)", *command], cwd=tmp_path, env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while not Path(env[SOCKET_ENV]).exists():
