@@ -9,7 +9,7 @@ Prints, from the Prefect API and the queue:
 - the utilisation projected at the real site's latencies (download 60-180 s, OCR 30-180 s),
   from the idle time each slot showed between two runs.
 
-    .venv/bin/python bench/pipeline.py [--documents 100] [--registre 2] [--ocr 2]
+    .venv/bin/python bench/pipeline.py [--documents 100] [--registre 2] [--ocr 2] [--cold]
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.3, help="registry, per response, s")
     parser.add_argument("--gemini-delay", type=float, default=1.0, help="per Gemini call, s")
     parser.add_argument("--singles", type=int, default=5, help="documents added one at a time")
+    parser.add_argument("--cold", action="store_true", help="WORKER_WARM_STARTS=false")
     args = parser.parse_args()
 
     floor = import_seconds("prefect")  # what any flow run pays before its own code
@@ -128,7 +129,10 @@ def main() -> None:
         stack.deploy()
         cpu = 3 * args.registre + 1.25 * args.ocr + 2.5
         slots = {"WORKER_COUNT": str(args.registre), "OCR_WORKER_POOL_SIZE": str(args.ocr)}
-        stack.start_host("bench", SERVER_MAX_CPU=str(cpu / 0.8), SERVER_MAX_RAM="64", **slots)
+        warm = {"WORKER_WARM_STARTS": str(not args.cold).lower()}
+        stack.start_host(
+            "bench", SERVER_MAX_CPU=str(cpu / 0.8), SERVER_MAX_RAM="64", **slots, **warm
+        )
         time.sleep(10)  # the host registers and its workers poll
 
         starts, alone = [], []  # waiting -> started; created -> Running, no backlog
@@ -155,7 +159,8 @@ def main() -> None:
     started = [r.start_time.timestamp() - pending[str(r.id)] for r in runs if str(r.id) in pending]
     print(
         f"{args.documents} documents in {elapsed:.0f} s, {len(runs)} runs"
-        f" (registry {args.latency} s per response, Gemini {args.gemini_delay} s per call)"
+        f" (registry {args.latency} s per response, Gemini {args.gemini_delay} s per call,"
+        f" {'cold' if args.cold else 'warm'} starts)"
     )
     print(
         f"waiting -> run started, free slot ({args.singles} documents): median"

@@ -57,7 +57,7 @@ def startup_differences(env: dict[str, str]) -> list[str]:
 
 def module_of(entrypoint: str, cwd: str) -> str | None:
     """The importable name of an entrypoint's file ("flows/registre.py:registre" in `cwd` ->
-    "flows.registre"), None when it lies outside `cwd`."""
+    "flows.registre"), None when it is no Python file inside `cwd`."""
     path = Path(cwd, entrypoint.rsplit(":", 1)[0]).resolve()
     if path.suffix != ".py":
         return None
@@ -113,8 +113,10 @@ class EngineServer:
             _, fds, _, _ = socket.recv_fds(conn, 1, 3)
             request = json.loads(conn.makefile("rb").readline())
             env, cwd = request["env"], request["cwd"]
-            if len(fds) != 3 or (differences := startup_differences(env)):
-                logger.warning("a run starts cold: its %s differ", ", ".join(differences) or "fds")
+            if len(fds) != 3:
+                raise ValueError(f"{len(fds)} standard streams sent, not 3")
+            if differences := startup_differences(env):
+                logger.warning("a run starts cold: its %s differ", ", ".join(differences))
                 conn.sendall(b"cold\n")
                 return
             if (module := module_of(env.get(ENTRYPOINT_ENV, ""), cwd)) is not None:

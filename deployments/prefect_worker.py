@@ -9,7 +9,8 @@ replace it before it grows far (see docs/operations.md, "Worker recycling"):
   retired worker, against its own `--limit` until that run ends, so that the two never run more
   than the limit together.
 
-Its runs start warm, forked by an engine server of its own (deployments/engine_server.py).
+Its runs start warm, forked by an engine server of its own (deployments/engine_server.py),
+unless `--cold` (WORKER_WARM_STARTS=false).
 
 Run as `python -m deployments.prefect_worker --pool P --limit N --name W [...]`."""
 
@@ -20,7 +21,7 @@ import os
 import signal
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,7 @@ def engine_server() -> Iterator[ServerProcess]:
 
 async def serve(args: argparse.Namespace) -> None:
     setup_signal_handlers_worker(os.getpid(), "the process worker", print)
-    with engine_server() as engines:
+    with nullcontext() if args.cold else engine_server() as engines:
         worker = RecyclableWorker(
             **worker_options(args), inherit=tuple(args.inherit), engines=engines
         )
@@ -176,6 +177,7 @@ def main() -> None:
     parser = worker_parser("python -m deployments.prefect_worker")
     parser.add_argument("--retired-file", type=Path, required=True)
     parser.add_argument("--inherit", type=int, action="append", default=[])
+    parser.add_argument("--cold", action="store_true", help="no engine server: runs start afresh")
     with suppress(KeyboardInterrupt):  # SIGINT or SIGTERM: Prefect's handler has said so
         anyio.run(serve, parser.parse_args())
 

@@ -44,15 +44,18 @@ WORKER_ENV = {
 
 def flow_run_processes(worker: subprocess.Popen[bytes]) -> dict[int, str]:
     """The flow-run processes a Prefect worker started, by pid, with their flow-run ids ("" for
-    one gone while it was read)."""
+    one gone while it was read); not its engine server (deployments/engine_server.py)."""
     try:
         children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
     except OSError:
         return {}
-    return {pid: flow_run_id(pid) for pid in map(int, children)}
+    found = {pid: flow_run_id(pid) for pid in map(int, children)}
+    return {pid: run_id for pid, run_id in found.items() if run_id is not None}
 
 
-def flow_run_id(pid: int) -> str:
+def flow_run_id(pid: int) -> str | None:
+    """The flow-run id in a process's environment: "" when the process is gone, None when it is
+    no flow run."""
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
@@ -60,7 +63,7 @@ def flow_run_id(pid: int) -> str:
     for item in environ:
         if item.startswith(b"PREFECT__FLOW_RUN_ID="):
             return item.split(b"=", 1)[1].decode()
-    return ""
+    return None
 
 
 def pool_types(pools: tuple[str, ...]) -> dict[str, str]:
@@ -103,6 +106,7 @@ class Host:
             command = [sys.executable, "-m", "deployments.prefect_worker", *name]
             command += ["--retired-file", str(self.retired_file(pool))]
             command += [arg for pid in inherit or [] for arg in ("--inherit", str(pid))]
+            command += [] if self.settings.worker_warm_starts else ["--cold"]
         elif self.types.get(pool) == "docker":  # never recycled: its runs are containers
             command = [sys.executable, "-m", "deployments.docker_worker", *name]
         else:
@@ -126,7 +130,7 @@ class Host:
                     self.pool_of[pid] = polling[worker.pid]
                 self.runs[pid] = run_id or self.runs.get(pid, "")
         self.runs = {
-            pid: run_id or flow_run_id(pid) for pid, run_id in self.runs.items() if alive(pid)
+            pid: run_id or flow_run_id(pid) or "" for pid, run_id in self.runs.items() if alive(pid)
         }
         self.pool_of = {pid: pool for pid, pool in self.pool_of.items() if pid in self.runs}
 

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     # whichever comes first; 0 turns either off (deployments/recycle.py).
     worker_recycle_runs: int = Field(200, ge=0)
     worker_recycle_mb: float = Field(300, ge=0)
+    # A process pool's runs are forked from an engine server with Prefect and the flows imported
+    # (deployments/engine_server.py); false: each run starts a fresh interpreter.
+    worker_warm_starts: bool = True
     retry_base_seconds: int = Field(60, ge=1)  # a transient failure waits this x 1, 2, 4...
     # OCR calls (tasks/gemini/, tasks/pages/images.py)
     gemini_timeout_seconds: float = Field(300, gt=0)  # one HTTP call; a long PDF takes minutes
