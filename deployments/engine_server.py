@@ -150,9 +150,7 @@ def run_engine(
             os.dup2(fd, target)
         for fd in set(fds) - {0, 1, 2}:
             os.close(fd)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGUSR1):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the one disposition the server changed
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(env)

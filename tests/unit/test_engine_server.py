@@ -47,15 +47,23 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), SOCKET_ENV: str(tmp_path / "engines.sock")}
 
 
+def server_command(env: dict[str, str]) -> list[str]:
+    """An engine server running the probe in place of Prefect's engine."""
+    return [sys.executable, "-m", "deployments.engine_server", "--socket", env[SOCKET_ENV],
+            "--module", "probe", "--preload", "probe"]  # fmt: skip
+
+
+def wait_listening(socket_path: Path, server: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not socket_path.exists():
+        assert server.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def server(tmp_path: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    command = [sys.executable, "-m", "deployments.engine_server", "--socket", env[SOCKET_ENV],
-               "--module", "probe", "--preload", "probe"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=tmp_path, env=env)
-    deadline = time.monotonic() + 30
-    while not Path(env[SOCKET_ENV]).exists():
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    process = subprocess.Popen(server_command(env), cwd=tmp_path, env=env)
+    wait_listening(Path(env[SOCKET_ENV]), process, 30)
     yield process
     process.kill()
     process.wait()
@@ -126,16 +134,11 @@ def test_with_no_server_or_other_interpreter_settings_a_run_starts_cold(
 
 
 def test_the_server_stops_when_its_worker_is_gone(tmp_path: Path, env: dict[str, str]) -> None:
-    command = [sys.executable, "-m", "deployments.engine_server", "--socket", env[SOCKET_ENV],
-               "--module", "probe", "--preload", "probe"]  # fmt: skip
     worker = subprocess.Popen(
         [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); "
-         "time.sleep(60)", *command], cwd=tmp_path, env=env,
+         "time.sleep(60)", *server_command(env)], cwd=tmp_path, env=env,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not Path(env[SOCKET_ENV]).exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_listening(Path(env[SOCKET_ENV]), worker, 30)
     servers = [
         pid for pid in map(int, Path(f"/proc/{worker.pid}/task/{worker.pid}/children")
                            .read_text().split())
@@ -156,10 +159,7 @@ def test_a_server_that_died_is_started_again_at_the_next_run(tmp_path: Path) -> 
         first.wait()
         engines.ensure_running()
         assert engines.process.pid != first.pid and engines.process.poll() is None
-        deadline = time.monotonic() + 60
-        while not engines.socket_path.exists():
-            assert time.monotonic() < deadline and engines.process.poll() is None
-            time.sleep(0.05)
+        wait_listening(engines.socket_path, engines.process, 60)
     finally:
         engines.stop()
     assert engines.process.returncode is not None
