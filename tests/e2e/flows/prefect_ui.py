@@ -79,7 +79,8 @@ class PrefectUI:
         return self.page.locator(RUN_LINK)
 
     def filter_state_name(self, name: str) -> None:
-        """The runs page's "State names" filter, left with `name` only."""
+        """A runs list's "State names" filter (the runs page's, a deployment's), left with `name`
+        only."""
         self.page.get_by_text("All run states", exact=True).click()
         self.page.get_by_placeholder("Search state names...").fill(name)
         self.page.get_by_role("menuitem", name=name, exact=True).click()
