@@ -83,7 +83,9 @@ def role(stack: Stack, pid: int) -> str | None:
     host = next((i.split(b"=", 1)[1].decode() for i in environ
                  if i.startswith(b"REGISTRE_HOST_ID=")), "?")  # fmt: skip
     if "deployments.engine_server" in words:
-        return f"engine server {host}"
+        # the engines it forks keep its command line and its environment's first block: one of
+        # them is a run's, in a session of its own (the server stays in its worker's)
+        return None if os.getsid(pid) == pid else f"engine server {host}"
     if is_prefect_worker(pid) and "--pool" in words:
         return f"prefect worker {host}/{words[words.index('--pool') + 1]}"
     if "worker" in words and "--host-id" in words:

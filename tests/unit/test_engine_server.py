@@ -181,3 +181,17 @@ def test_a_run_starts_where_its_deployments_code_already_is() -> None:
     assert code_directory(deployment(None, clone, here)) is None  # Prefect's engine pulls it
     assert code_directory(deployment(None)) is None
     assert code_directory(None) is None
+
+
+def test_the_soak_samples_the_server_not_the_engines_it_forked(
+    tmp_path: Path, env: dict[str, str], server: subprocess.Popen[bytes], bench_module
+) -> None:
+    """A forked engine keeps its server's command line: measured as the server, a run's threads
+    and files would look like the server's growth."""
+    sampling = bench_module("sampling")
+    stack = SimpleNamespace(redis=SimpleNamespace(pid=-1))
+    with start_run(tmp_path, {**env, "REGISTRE_HOST_ID": "h"}, "sleep") as run:
+        engine = int(probe_line(run)["pid"])
+        assert sampling.role(stack, server.pid) == "engine server ?"
+        assert sampling.role(stack, engine) is None
+        run.kill()
