@@ -90,14 +90,15 @@ class EngineServer:
         gc.freeze()  # imported objects stay out of the children's collections: fewer copied pages
 
     def serve(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        # listening before the imports: the worker's first runs wait for them, not start cold
+        self.listener.bind(str(self.socket_path))
+        self.listener.listen(64)
         for module in self.preload:
             self.warm(module)
         # a forked engine resets it; here, children are reaped by the kernel
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
-        self.listener.bind(str(self.socket_path))
-        self.listener.listen(64)
         with self.listener, self.selector:
             self.selector.register(self.listener, selectors.EVENT_READ)
             while os.getppid() == self.parent:

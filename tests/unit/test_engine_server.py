@@ -123,6 +123,21 @@ def test_signals_reach_the_engine_and_a_killed_run_takes_it_along(
     assert server.poll() is None
 
 
+def test_a_run_sent_while_the_server_still_imports_waits_for_it_and_starts_warm(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "slow.py").write_text("import time\ntime.sleep(3)\n")
+    command = [*server_command(env), "--preload", "slow"]
+    with subprocess.Popen(command, cwd=tmp_path, env=env) as server:
+        try:
+            wait_listening(Path(env[SOCKET_ENV]), server, 2)  # long before its imports end
+            with start_run(tmp_path, env, "exit:0") as run:
+                assert probe_line(run)["ppid"] == str(server.pid)
+                assert run.wait(30) == 0
+        finally:
+            server.kill()
+
+
 def test_with_no_server_or_other_interpreter_settings_a_run_starts_cold(
     tmp_path: Path, env: dict[str, str], server: subprocess.Popen[bytes]
 ) -> None:
