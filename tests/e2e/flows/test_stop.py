@@ -154,7 +154,8 @@ def operator(tmp_path: Path, redis_prefix: str) -> Iterator[Operator]:
         if op.process and op.process.poll() is None:
             os.killpg(op.process.pid, signal.SIGKILL)
         for pid in processes_marked(mark):  # whatever a failed test left
-            os.kill(pid, signal.SIGKILL)
+            with suppress(ProcessLookupError):  # gone with one killed before it
+                os.kill(pid, signal.SIGKILL)
         drop_database(ADMIN_DSN.rsplit("/", 1)[0] + f"/{database}")
 
 
