@@ -20,11 +20,16 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def cold() -> None:
+    for signum in FORWARDED:  # one that came while asking stops the run, as before it started
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     os.execv(sys.executable, [sys.executable, "-m", "prefect.engine"])
 
 
 def main() -> None:
     os.setsid()
+    # held until the engine exists, then passed on: none is lost or handled twice
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         server.connect(os.environ[SOCKET_ENV])
@@ -48,6 +53,7 @@ def main() -> None:
 
     for signum in FORWARDED:
         signal.signal(signum, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     last = replies.readline().split()
     if last[:1] == [b"exit"]:
         sys.exit(int(last[1]))

@@ -25,15 +25,15 @@ PROBE = """
 import os, signal, sys, time
 what = os.environ.get("PROBE", "")
 if __name__ == "__main__":
-    print(f"pid={os.getpid()} ppid={os.getppid()} cwd={os.getcwd()} mark={os.environ.get('MARK')}",
-          flush=True)
-    if what.startswith("exit:"):
-        sys.exit(int(what[5:]))
     if what == "term":
         def on_term(*_):
             print("terminated", flush=True)
             sys.exit(3)
         signal.signal(signal.SIGTERM, on_term)
+    print(f"pid={os.getpid()} ppid={os.getppid()} cwd={os.getcwd()} mark={os.environ.get('MARK')}",
+          flush=True)
+    if what.startswith("exit:"):
+        sys.exit(int(what[5:]))
     if what in ("sleep", "term"):
         time.sleep(60)
     if what == "raise":
@@ -210,3 +210,33 @@ def test_the_soak_samples_the_server_not_the_engines_it_forked(
         assert sampling.role(stack, server.pid) == "engine server ?"
         assert sampling.role(stack, engine) is None
         run.kill()
+
+
+def test_a_signal_sent_before_the_engine_exists_reaches_it_once_it_does(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "slow.py").write_text("import time\ntime.sleep(3)\nopen('imported', 'w')\n")
+    command = [*server_command(env), "--preload", "slow"]
+    with subprocess.Popen(command, cwd=tmp_path, env=env) as server:
+        try:
+            wait_listening(Path(env[SOCKET_ENV]), server, 2)
+            with start_run(tmp_path, env, "sleep") as run:
+                wait_holding(run.pid, signal.SIGTERM)  # asking for its engine
+                run.send_signal(signal.SIGTERM)
+                assert run.wait(30) == -signal.SIGTERM
+            # it ended by it only once there was an engine to pass it on to, not before
+            assert (tmp_path / "imported").exists()
+        finally:
+            server.kill()
+
+
+def wait_holding(pid: int, signum: int) -> None:
+    """Until process `pid` blocks `signum`."""
+    deadline = time.monotonic() + 30
+    while True:
+        status = Path(f"/proc/{pid}/status").read_text()
+        blocked = int(status.split("SigBlk:")[1].split()[0], 16)
+        if blocked & (1 << (signum - 1)):
+            return
+        assert time.monotonic() < deadline, "it never held the signal"
+        time.sleep(0.01)
