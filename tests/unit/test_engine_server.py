@@ -123,19 +123,25 @@ def test_signals_reach_the_engine_and_a_killed_run_takes_it_along(
     assert server.poll() is None
 
 
-def test_a_run_sent_while_the_server_still_imports_waits_for_it_and_starts_warm(
-    tmp_path: Path, env: dict[str, str]
-) -> None:
-    (tmp_path / "slow.py").write_text("import time\ntime.sleep(3)\n")
+@pytest.fixture
+def importing_server(tmp_path: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A server listening, its imports 3 s from their end (when they write `imported`)."""
+    (tmp_path / "slow.py").write_text("import time\ntime.sleep(3)\nopen('imported', 'w')\n")
     command = [*server_command(env), "--preload", "slow"]
     with subprocess.Popen(command, cwd=tmp_path, env=env) as server:
         try:
-            wait_listening(Path(env[SOCKET_ENV]), server, 2)  # long before its imports end
-            with start_run(tmp_path, env, "exit:0") as run:
-                assert probe_line(run)["ppid"] == str(server.pid)
-                assert run.wait(30) == 0
+            wait_listening(Path(env[SOCKET_ENV]), server, 2)
+            yield server
         finally:
             server.kill()
+
+
+def test_a_run_sent_while_the_server_still_imports_waits_for_it_and_starts_warm(
+    tmp_path: Path, env: dict[str, str], importing_server: subprocess.Popen[bytes]
+) -> None:
+    with start_run(tmp_path, env, "exit:0") as run:
+        assert probe_line(run)["ppid"] == str(importing_server.pid)
+        assert run.wait(30) == 0
 
 
 def test_with_no_server_or_other_interpreter_settings_a_run_starts_cold(
@@ -213,21 +219,14 @@ def test_the_soak_samples_the_server_not_the_engines_it_forked(
 
 
 def test_a_signal_sent_before_the_engine_exists_reaches_it_once_it_does(
-    tmp_path: Path, env: dict[str, str]
+    tmp_path: Path, env: dict[str, str], importing_server: subprocess.Popen[bytes]
 ) -> None:
-    (tmp_path / "slow.py").write_text("import time\ntime.sleep(3)\nopen('imported', 'w')\n")
-    command = [*server_command(env), "--preload", "slow"]
-    with subprocess.Popen(command, cwd=tmp_path, env=env) as server:
-        try:
-            wait_listening(Path(env[SOCKET_ENV]), server, 2)
-            with start_run(tmp_path, env, "sleep") as run:
-                wait_holding(run.pid, signal.SIGTERM)  # asking for its engine
-                run.send_signal(signal.SIGTERM)
-                assert run.wait(30) == -signal.SIGTERM
-            # it ended by it only once there was an engine to pass it on to, not before
-            assert (tmp_path / "imported").exists()
-        finally:
-            server.kill()
+    with start_run(tmp_path, env, "sleep") as run:
+        wait_holding(run.pid, signal.SIGTERM)  # asking for its engine
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(30) == -signal.SIGTERM
+    # it ended by it only once there was an engine to pass it on to, not before
+    assert (tmp_path / "imported").exists()
 
 
 def wait_holding(pid: int, signum: int) -> None:
