@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from deployments.alerts import automation_name, sync_alerts
+from deployments.processes import pids_with
 from flows.rebalance import rebalance
 from sandbox.registry import control
 from sandbox.registry.catalogue import render_pdf
@@ -94,19 +94,6 @@ def alerting(system, receiver: Receiver) -> Iterator[Receiver]:
     httpx.delete(f"{system.pipeline.gemini}/_sandbox/faults").raise_for_status()
     with system.client() as client:  # the other tests run without alerts
         sync_alerts(client, load_settings().model_copy(update={"alert_webhook_url": None}))
-
-
-def host_pids(host_id: str) -> list[int]:
-    marker = f"REGISTRE_HOST_ID={host_id}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def tick() -> dict[str, Any]:
@@ -200,7 +187,7 @@ def test_a_lost_host_a_gemini_storm_and_work_no_host_fits_are_said(system, alert
     )
     tick()  # seen holding it
     system.hosts.pop("doomed").kill()
-    for pid in host_pids("doomed"):  # its Prefect workers and runs: a machine lost
+    for pid in pids_with(b"REGISTRE_HOST_ID=doomed"):  # its workers and runs: a machine lost
         with suppress(ProcessLookupError):  # gone with one killed before it (a run's engine)
             os.kill(pid, signal.SIGKILL)
     lost = tick_until(alerting, Alert.HOST_LOST, "doomed", 120)

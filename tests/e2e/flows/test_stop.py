@@ -22,6 +22,7 @@ from prefect import get_client
 from prefect.exceptions import ObjectNotFound
 
 from deployments.engine_server import ENGINE
+from deployments.processes import pids_with
 from sandbox.postgres import ADMIN_DSN, drop_database
 from sandbox.registry.catalogue import INDEX_DOCUMENTS
 from sandbox.supabase import serve as serve_supabase
@@ -52,19 +53,10 @@ def free_port() -> int:
 
 def processes_marked(mark: str) -> dict[int, str]:
     """Live processes whose environment carries the test's mark, with their command lines."""
-    needle = f"{TEST_MARK}={mark}".encode()
     found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            if (entry / "stat").read_text().rsplit(") ", 1)[1][0] == "Z":
-                continue
-            found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, IndexError):
-            continue
+    for pid in pids_with(f"{TEST_MARK}={mark}".encode()):
+        with suppress(OSError):  # gone meanwhile
+            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     return found
 
 
