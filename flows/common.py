@@ -19,10 +19,17 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import flow_run as this_run
 from prefect.states import Completed, State
 
-from tasks.control.dispatch import ControlPlane, Ending, dispatch, settle_dead_run
+from tasks.control.dispatch import (
+    ControlPlane,
+    Ending,
+    dispatch,
+    settle_dead_run,
+    stopped_by_its_host,
+)
 from tasks.control.pools import BY_FLOW, DocumentDeployment, run_owner
 from tasks.control.spending import reached_caps
 from tasks.coordination.capacity.leases import CapacityExceeded
+from tasks.coordination.redis_keys import RedisKeys
 from tasks.failures import Fate, Verdict, decide
 from tasks.queue.jobs import Job
 from tasks.queue.row_lease import LeaseKeeper
@@ -71,7 +78,8 @@ def document_run(
     job_id: str,
 ) -> Iterator[DocumentRun]:
     """Reserve, claim `job_id`, lease, then the body's work; a failure of the work is settled on
-    the row (settle_failure), then re-raised. `run.skipped` is set instead of `run.job` when a
+    the row (settle_failure; given back uncounted when its host is stopping the run), then
+    re-raised. `run.skipped` is set instead of `run.job` when a
     spend cap holds the stage back, there is no room or the row is not claimable."""
     settings = load_settings()
     run_id = this_run.get_id()
@@ -110,6 +118,13 @@ def document_run(
         except LeaseLost:
             raise  # the row is another run's now: nothing of ours to write
         except Exception as exc:
+            keys = RedisKeys(settings.redis_key_prefix)
+            if run_id and stopped_by_its_host(run.redis, keys, run_id):
+                # the stop broke the work (a browser closed under it): not the document's doing
+                why = f"host {settings.host_id()} stopped during the run"
+                run.queue.release(run.job, why, retry_delay_seconds=0)
+                get_run_logger().warning("%s: %s (%s); row given back", run.job.label, why, exc)
+                raise
             base_s = run.settings.retry_base_seconds
             verdict, row = settle_failure(run.queue, run.job, exc, base_s)
             get_run_logger().error(

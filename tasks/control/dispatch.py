@@ -234,7 +234,7 @@ def settle_dead_run(
     its host caused (see `stopping`) counts as the host's stop, whoever settles first."""
     owner = run_owner(deployment.flow, run_id)
     cp.capacity.release_id(owner)
-    if ending is Ending.CRASHED and cp.redis.exists(cp.keys.run_stopped(run_id)):
+    if ending is Ending.CRASHED and stopped_by_its_host(cp.redis, cp.keys, run_id):
         ending = Ending.STOPPED
     if ending is Ending.CANCELLED:
         cp.queue.cancel(env, job_id, owner, deployment.stage, CANCELLED_MESSAGE)
@@ -245,12 +245,17 @@ def settle_dead_run(
 
 
 def stopping(cp: ControlPlane, run_ids: Iterable[str], ttl_s: int = 600) -> None:
-    """Record that a host is about to stop these runs, so that their crash hooks give their
-    rows back without counting an attempt."""
+    """Record that a host is about to stop these runs, so that their crash hooks, or the runs
+    themselves when the stop breaks their work first, give their rows back uncounted."""
     pipe = cp.redis.pipeline()
     for run_id in run_ids:
         pipe.set(cp.keys.run_stopped(run_id), 1, ex=ttl_s)
     pipe.execute()
+
+
+def stopped_by_its_host(client: redis.Redis, keys: RedisKeys, run_id: str) -> bool:
+    """Whether the run's host said it is stopping it (`stopping`)."""
+    return bool(client.exists(keys.run_stopped(run_id)))
 
 
 def reconcile(cp: ControlPlane) -> list[str]:

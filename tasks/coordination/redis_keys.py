@@ -40,7 +40,7 @@ class RedisKeys:
         self.registre_sessions = f"{p}registre:sessions"  # zset: account id -> expires at, s
 
     def run_stopped(self, run_id: str) -> str:
-        """String "1": the run's host stopped it, so its crash counts no attempt."""
+        """String "1": the run's host stopped it, so its crash or failure counts no attempt."""
         return f"{self.prefix}run:stopped:{run_id}"
 
     def run_unleased(self, run_id: str) -> str:

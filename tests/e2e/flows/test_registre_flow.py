@@ -4,11 +4,14 @@ import asyncio
 
 import pypdfium2 as pdfium
 import pytest
+from prefect import flow_engine, get_client
 
 from flows.registre import registre
 from sandbox.registry import control
 from sandbox.registry.catalogue import ACTES, INDEX_DOCUMENTS, PLANS, render_pdf
+from tasks.control.dispatch import ControlPlane, stopping
 from tasks.queue.statuses import SEED
+from tasks.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -128,6 +131,30 @@ def test_a_registry_outage_is_retried_later_and_counted(pipeline):
     row = pipeline.row(job_id)
     assert row["status_id"] == SEED.waiting and row["attemtps"] == 1
     assert row["retry_after"] is not None and row["error_message"]
+
+
+def test_a_failure_while_its_host_stops_the_run_gives_the_row_back_uncounted(pipeline):
+    """A host stopping a run (deployments/worker.py) can break its work before the engine sees
+    the signal: Chromium closed under the download, seen as an ordinary failure."""
+    control.set_faults(pipeline.registry, fail_next_searches=10)
+    job_id = pipeline.insert(
+        "index",
+        document_number=INDEX.lot,
+        circonscription_fonciere=INDEX.circonscription,
+        cadastre=INDEX.cadastre,
+    )
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run(registre, parameters={"env": "prod", "job_id": job_id})
+    with ControlPlane.open(load_settings()) as cp:
+        stopping(cp, [str(flow_run.id)])
+
+    with pytest.raises(Exception):  # noqa: B017
+        asyncio.run(flow_engine.run_flow(registre, flow_run, {"env": "prod", "job_id": job_id}))
+
+    row = pipeline.row(job_id)
+    assert row["status_id"] == SEED.waiting and row["attemtps"] == 0
+    assert row["lease_expires_at"] is None
+    assert "stopped during the run" in row["error_message"]
 
 
 def test_an_expired_session_is_renewed_and_the_document_still_arrives(pipeline):
