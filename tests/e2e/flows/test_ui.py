@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -67,6 +68,7 @@ def test_an_operator_finds_documents_artifacts_rebalance_and_pools_in_the_prefec
     index_id = pipeline.insert("index", **index_request())
     acte_id = pipeline.insert("acte", **acte_request())
     missing_id = pipeline.insert("index", **index_request(MISSING))
+    began = datetime.now(UTC)
     system.start_host("ui", **ONE_SLOT)
     system.wait(lambda: all(pipeline.row(j)["status_id"] in FINAL
                             for j in (index_id, acte_id, missing_id)),
@@ -84,7 +86,9 @@ def test_an_operator_finds_documents_artifacts_rebalance_and_pools_in_the_prefec
                 120, "the run with nothing to do to end")  # fmt: skip
     # the documents may all be done before the first scheduled rebalance has run (warm runs
     # start in about a second)
-    reported = system.wait(lambda: reported_run(system), 120, "a completed rebalance's report")
+    reported = system.wait(
+        lambda: reported_run(system, began), 120, "a completed rebalance's report"
+    )
     with system.client() as client:
         skipped = client.read_flow_run(skipped.id)
         limits = Orchestrator(client).limits()
@@ -123,16 +127,19 @@ def test_an_operator_finds_documents_artifacts_rebalance_and_pools_in_the_prefec
     assert not leaked, f"shown in the UI: {leaked}"
 
 
-def reported_run(system) -> FlowRun | None:
-    """The run of the latest `rebalance` artifact once it completed (a rebalance writes its
-    report only when something changed)."""
+def reported_run(system, since: datetime) -> FlowRun | None:
+    """The run of the latest `rebalance` artifact, written `since` (not an earlier test's, on
+    the server they share), once it completed (a rebalance writes its report only when
+    something changed)."""
     with system.client() as client:
         reports = client.read_latest_artifacts(
             artifact_filter=ArtifactCollectionFilter(
                 key=ArtifactCollectionFilterKey(any_=["rebalance"])
             )
         )
-        run = reports and client.read_flow_run(reports[0].flow_run_id)
+        if not reports or reports[0].updated < since:
+            return None
+        run = client.read_flow_run(reports[0].flow_run_id)
     return run if run and run.state.is_completed() else None
 
 
