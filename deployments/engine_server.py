@@ -36,9 +36,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 logger = logging.getLogger(__name__)
 
 SOCKET_ENV = "REGISTRE_ENGINE_SOCKET"  # where a run's process finds this server
+ROOT = Path(__file__).resolve().parent.parent
 ENGINE = str(Path(__file__).with_name("engine_session.py"))  # a run's process
 ENGINE_MODULE = "prefect.engine"  # what a run executes, as `python -m`
 PRELOAD = ("prefect.engine", "prefect.flow_engine")  # the engine and what it imports once started
@@ -53,6 +56,14 @@ def startup_differences(env: dict[str, str]) -> list[str]:
     otherwise than this process did."""
     names = {k for k in [*env, *os.environ] if k.startswith(STARTUP_SETTINGS)}
     return sorted(k for k in names if env.get(k) != os.environ.get(k))
+
+
+def pool_flows(pool: str, root: Path = ROOT) -> tuple[str, ...]:
+    """The modules of the flows prefect.yaml deploys to `pool`, as the runs import them."""
+    deployments = yaml.safe_load((root / "prefect.yaml").read_text())["deployments"]
+    modules = (module_of(d["entrypoint"], str(root)) for d in deployments
+               if d["work_pool"]["name"] == pool)  # fmt: skip
+    return tuple(dict.fromkeys(m for m in modules if m is not None))
 
 
 def module_of(entrypoint: str, cwd: str) -> str | None:
@@ -202,14 +213,16 @@ class ServerProcess:
     """A worker's engine server, started again at the next run if it has died (an operator's
     kill, the OOM killer): meanwhile runs start cold."""
 
-    def __init__(self, directory: Path, env: dict[str, str]) -> None:
+    def __init__(self, directory: Path, env: dict[str, str], flows: tuple[str, ...] = ()) -> None:
         self.socket_path = directory / "engines.sock"
         self.env = env
+        self.preload = (*PRELOAD, *flows)  # its flows at once: no step in its memory later
         self.process = self.start()
 
     def start(self) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", __spec__.name, "--socket", str(self.socket_path)]
-        return subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, env=self.env)
+        command += [arg for module in self.preload for arg in ("--preload", module)]
+        return subprocess.Popen(command, cwd=ROOT, env=self.env)
 
     def ensure_running(self) -> None:
         if (code := self.process.poll()) is not None:

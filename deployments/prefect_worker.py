@@ -35,7 +35,13 @@ from prefect.utilities.processutils import (
 )
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker
 
-from deployments.engine_server import ENGINE, ENTRYPOINT_ENV, SOCKET_ENV, ServerProcess
+from deployments.engine_server import (
+    ENGINE,
+    ENTRYPOINT_ENV,
+    SOCKET_ENV,
+    ServerProcess,
+    pool_flows,
+)
 from deployments.processes import alive
 from deployments.worker_args import worker_options, worker_parser
 
@@ -137,14 +143,14 @@ class RecyclableWorker(ProcessWorker):
 
 
 @contextmanager
-def engine_server() -> Iterator[ServerProcess]:
+def engine_server(pool: str) -> Iterator[ServerProcess]:
     """This worker's engine server, on a socket of its own; stopped with the worker (it also
     stops by itself when the worker is gone). Until it listens, runs start cold."""
     # the environment Prefect gives its runs before their own (EngineCommandStarter's), which
     # the server compares with each run's
     env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True)}
     with tempfile.TemporaryDirectory(prefix="registre-engines-") as directory:
-        engines = ServerProcess(Path(directory), env)
+        engines = ServerProcess(Path(directory), env, pool_flows(pool))
         try:
             yield engines
         finally:
@@ -153,7 +159,7 @@ def engine_server() -> Iterator[ServerProcess]:
 
 async def serve(args: argparse.Namespace) -> None:
     setup_signal_handlers_worker(os.getpid(), "the process worker", print)
-    with nullcontext() if args.cold else engine_server() as engines:
+    with nullcontext() if args.cold else engine_server(args.pool) as engines:
         worker = RecyclableWorker(
             **worker_options(args), inherit=tuple(args.inherit), engines=engines
         )

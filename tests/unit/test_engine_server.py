@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from deployments.engine_server import ENGINE, SOCKET_ENV, ServerProcess
+from deployments.engine_server import ENGINE, SOCKET_ENV, ServerProcess, pool_flows
 from deployments.processes import alive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,3 +239,9 @@ def wait_holding(pid: int, signum: int) -> None:
             return
         assert time.monotonic() < deadline, "it never held the signal"
         time.sleep(0.01)
+
+
+def test_a_workers_server_imports_the_flows_of_its_pool_from_the_start() -> None:
+    assert pool_flows("registre") == ("flows.registre",)
+    assert pool_flows("ocr") == ("flows.ocr",)
+    assert pool_flows("control") == ("flows.rebalance",)
