@@ -116,14 +116,19 @@ def test_an_unknown_circonscription_ends_in_error(pipeline):
     assert "Atlantide" in row["error_message"]
 
 
-def test_a_registry_outage_is_retried_later_and_counted(pipeline):
+def index_row_in_an_outage(pipeline) -> str:
+    """A waiting index row, the registry failing its next searches."""
     control.set_faults(pipeline.registry, fail_next_searches=10)
-    job_id = pipeline.insert(
+    return pipeline.insert(
         "index",
         document_number=INDEX.lot,
         circonscription_fonciere=INDEX.circonscription,
         cadastre=INDEX.cadastre,
     )
+
+
+def test_a_registry_outage_is_retried_later_and_counted(pipeline):
+    job_id = index_row_in_an_outage(pipeline)
 
     with pytest.raises(Exception):  # noqa: B017
         run_flow(env="prod", job_id=job_id)
@@ -136,13 +141,7 @@ def test_a_registry_outage_is_retried_later_and_counted(pipeline):
 def test_a_failure_while_its_host_stops_the_run_gives_the_row_back_uncounted(pipeline):
     """A host stopping a run (deployments/worker.py) can break its work before the engine sees
     the signal: Chromium closed under the download, seen as an ordinary failure."""
-    control.set_faults(pipeline.registry, fail_next_searches=10)
-    job_id = pipeline.insert(
-        "index",
-        document_number=INDEX.lot,
-        circonscription_fonciere=INDEX.circonscription,
-        cadastre=INDEX.cadastre,
-    )
+    job_id = index_row_in_an_outage(pipeline)
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run(registre, parameters={"env": "prod", "job_id": job_id})
     with ControlPlane.open(load_settings()) as cp:
