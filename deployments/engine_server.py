@@ -1,8 +1,8 @@
 """Warm starts for flow runs: a process beside each of our Prefect process workers that has
-imported Prefect's engine, and each flow's module after its first run, and forks a run's engine
-on request. A cold run pays a fresh interpreter and its imports (1.6 s of CPU for a document
-flow, more than the flow's own start on 2 busy cores); a forked one starts in milliseconds and
-shares the imported pages with its siblings.
+imported Prefect's engine and its pool's flows (any other flow's module after its first run),
+and forks a run's engine on request. A cold run pays a fresh interpreter and its imports
+(1.6 s of CPU for a document flow, more than the flow's own start on 2 busy cores); a forked one
+starts in milliseconds and shares the imported pages with its siblings.
 
 A run's process is still the one the worker started, `deployments/engine_session.py`: it sends
 its standard streams, environment and directory here, is told the engine's pid, passes its
