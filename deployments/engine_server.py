@@ -41,7 +41,7 @@ import yaml
 logger = logging.getLogger(__name__)
 
 SOCKET_ENV = "REGISTRE_ENGINE_SOCKET"  # where a run's process finds this server
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # deploy.py's, not imported: it is heavy
 ENGINE = str(Path(__file__).with_name("engine_session.py"))  # a run's process
 ENGINE_MODULE = "prefect.engine"  # what a run executes, as `python -m`
 PRELOAD = ("prefect.engine", "prefect.flow_engine")  # the engine and what it imports once started

@@ -21,7 +21,14 @@ from pathlib import Path
 from deployments.deploy import PREFECT, ROOT
 from deployments.processes import STOP_SIGNALS, alive, kill_group, process_tree
 from deployments.recycle import RecyclePolicy, rss_mb
-from tasks.control.dispatch import ControlPlane, Ending, dispatch_until, settle_dead_run, stopping
+from tasks.control.dispatch import (
+    ControlPlane,
+    Ending,
+    dispatch_until,
+    settle_dead_run,
+    stopped_message,
+    stopping,
+)
 from tasks.control.planning import settings_offer
 from tasks.control.pools import CONTROL_POOL, OCR_POOL, REGISTRE_POOL
 from tasks.queue.table import Queue
@@ -219,7 +226,7 @@ class Host:
             if "job_id" not in run.parameters:
                 return  # a rebalance: no row to give back
             deployment = cp.orchestrator.deployment_of(run)
-            why = f"host {self.host_id} stopped during the run"
+            why = stopped_message(self.host_id)
             env, job_id = run.parameters["env"], run.parameters["job_id"]
             settle_dead_run(cp, deployment, run_id, env, job_id, Ending.STOPPED, why)
         except Exception as exc:  # Supabase or Prefect down: the reconciler does it later

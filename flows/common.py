@@ -25,6 +25,7 @@ from tasks.control.dispatch import (
     dispatch,
     settle_dead_run,
     stopped_by_its_host,
+    stopped_message,
 )
 from tasks.control.pools import BY_FLOW, DocumentDeployment, run_owner
 from tasks.control.spending import reached_caps
@@ -79,8 +80,8 @@ def document_run(
 ) -> Iterator[DocumentRun]:
     """Reserve, claim `job_id`, lease, then the body's work; a failure of the work is settled on
     the row (settle_failure; given back uncounted when its host is stopping the run), then
-    re-raised. `run.skipped` is set instead of `run.job` when a
-    spend cap holds the stage back, there is no room or the row is not claimable."""
+    re-raised. `run.skipped` is set instead of `run.job` when a spend cap holds the stage back,
+    there is no room or the row is not claimable."""
     settings = load_settings()
     run_id = this_run.get_id()
     owner = run_owner(deployment.flow, run_id or f"{socket.gethostname()}:{uuid.uuid4()}")
@@ -121,7 +122,7 @@ def document_run(
             keys = RedisKeys(settings.redis_key_prefix)
             if run_id and stopped_by_its_host(run.redis, keys, run_id):
                 # the stop broke the work (a browser closed under it): not the document's doing
-                why = f"host {settings.host_id()} stopped during the run"
+                why = stopped_message(settings.host_id())
                 run.queue.release(run.job, why, retry_delay_seconds=0)
                 get_run_logger().warning("%s: %s (%s); row given back", run.job.label, why, exc)
                 raise

@@ -258,6 +258,11 @@ def stopped_by_its_host(client: redis.Redis, keys: RedisKeys, run_id: str) -> bo
     return bool(client.exists(keys.run_stopped(run_id)))
 
 
+def stopped_message(host_id: str) -> str:
+    """What the row of a run its host stopped says."""
+    return f"host {host_id} stopped during the run"
+
+
 def reconcile(cp: ControlPlane) -> list[str]:
     """Take back what hooks could not: rows whose lease expired, runs that stopped heartbeating
     (marked Crashed to free their pool slot), and rows held by runs Prefect reports finished.
